@@ -1,0 +1,112 @@
+"""One sweep: fetch charts concurrently, validate each, store each in its own transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+from sqlite_utils import Database
+
+from monitor import storage
+from monitor.charts import ChartRequest, FetchResult
+from monitor.config import Settings
+from monitor.errors import FetchError, InvalidFeed
+from monitor.http import build_client, send
+from monitor.sources import SOURCES
+from monitor.sources.payload import utc_iso
+from monitor.validate import check_listing
+
+
+@dataclass
+class SweepReport:
+    """The counts a sweep closes with."""
+
+    sweep_id: int
+    ok: int = 0
+    failed: int = 0
+    entries: int = 0
+    seconds: float = 0.0
+    failures: list[FetchResult] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """Say in one line how the sweep went."""
+        return (
+            f"sweep {self.sweep_id}: {self.ok} charts ok, {self.failed} failed, "
+            f"{self.entries:,} ranked entries recorded in {self.seconds:.1f}s"
+        )
+
+
+def now() -> str:
+    """Return the current UTC time as ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return utc_iso(datetime.now(UTC))
+
+
+def sweep(
+    db: Database,
+    requests: Iterable[ChartRequest],
+    settings: Settings,
+    on_result: Callable[[FetchResult], None] = lambda result: None,
+) -> SweepReport:
+    """Fetch every requested chart and store each result as it arrives."""
+    return asyncio.run(_sweep(db, list(requests), settings, on_result))
+
+
+async def _sweep(
+    db: Database,
+    requests: list[ChartRequest],
+    settings: Settings,
+    on_result: Callable[[FetchResult], None],
+) -> SweepReport:
+    clock = time.monotonic()
+    report = SweepReport(storage.begin_sweep(db, now()))
+    gate = asyncio.Semaphore(settings.policy.concurrency)
+    async with build_client(settings.policy) as client:
+        tasks = [asyncio.create_task(fetch(client, gate, req, settings)) for req in requests]
+        for task in asyncio.as_completed(tasks):
+            result = await task
+            _store(db, report, result)
+            on_result(result)
+    report.seconds = time.monotonic() - clock
+    storage.finish_sweep(db, report.sweep_id, now(), report.ok, report.failed, report.entries)
+    return report
+
+
+async def fetch(
+    client: httpx.AsyncClient, gate: asyncio.Semaphore, req: ChartRequest, settings: Settings
+) -> FetchResult:
+    """Fetch, parse and validate one chart; a failure becomes an error result."""
+    source = SOURCES[req.store]
+    async with gate:
+        started_at = now()
+        try:
+            response = await send(
+                client, source.http_request(req, settings.endpoints), settings.policy
+            )
+        except FetchError as error:
+            return FetchResult(
+                req, started_at, now(), error=str(error), http_status=error.http_status
+            )
+    fetched_at = now()
+    try:
+        listing = check_listing(req, source.parse(req, response.content))
+    except InvalidFeed as error:
+        return FetchResult(
+            req, started_at, fetched_at, error=str(error), http_status=response.status_code
+        )
+    return FetchResult(
+        req, started_at, fetched_at, listing=listing, http_status=response.status_code
+    )
+
+
+def _store(db: Database, report: SweepReport, result: FetchResult) -> None:
+    storage.record(db, report.sweep_id, result)
+    if result.listing is None:
+        report.failed += 1
+        report.failures.append(result)
+    else:
+        report.ok += 1
+        report.entries += len(result.listing.entries)

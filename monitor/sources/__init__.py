@@ -1,0 +1,7 @@
+"""The stores monitor reads, one module each: a request builder and a pure parser."""
+
+from __future__ import annotations
+
+from monitor.sources import apple
+
+SOURCES = {"apple": apple}

@@ -1,0 +1,209 @@
+"""A stand-in for the App Store feeds on 127.0.0.1, building charts in the real shapes.
+
+It serves RSS v2 and the iTunes legacy RSS for every storefront, can inject a fault
+into chosen storefronts, and can tell a test exactly what it served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+V2_PATH = re.compile(r"^/api/v2/([a-z]{2})/apps/(top-free|top-paid)/(\d+)/apps\.json$")
+LEGACY_PATH = re.compile(r"^/([a-z]{2})/rss/([a-z]+)/limit=(\d+)(?:/genre=(\d+))?/json$")
+LEGACY_CHARTS = {
+    "topfreeapplications": ("top-free", "iphone"),
+    "toppaidapplications": ("top-paid", "iphone"),
+    "topgrossingapplications": ("top-grossing", "iphone"),
+    "topfreeipadapplications": ("top-free", "ipad"),
+    "toppaidipadapplications": ("top-paid", "ipad"),
+    "topgrossingipadapplications": ("top-grossing", "ipad"),
+}
+FAULTS = ("500", "429", "html", "malformed", "truncated", "duplicate", "missing-id", "timeout")
+
+# Names that must survive storage byte for byte.
+TRICKY_NAMES = [
+    '<script>alert("pwned")</script> & <b>bold</b>',
+    "'; DROP TABLE rankings; --",
+    "Ünïcødé 🚀 中文 العربية עברית",
+    'Quote " Backslash \\ Tab\tEnd',
+    "  leading and trailing spaces  ",
+]
+
+
+@dataclass(frozen=True)
+class App:
+    """One ranked app as the stand-in serves it."""
+
+    app_id: str
+    name: str
+    developer: str
+
+
+@dataclass
+class StoreStandIn:
+    """The stand-in server; use it as a context manager."""
+
+    faults: dict[str, str] = field(default_factory=dict)
+    version: int = 0
+    hang_seconds: float = 5.0
+    requests: list[str] = field(default_factory=list)
+
+    def __enter__(self) -> StoreStandIn:
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                stand_in.requests.append(self.path)
+                status, headers, body = stand_in.answer(self.path)
+                self.send_response(status)
+                headers.setdefault("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = int(headers["Content-Length"]) != len(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def chart(
+        self, country: str, chart: str, device: str, genre: str | None, depth: int
+    ) -> list[App]:
+        """Return the apps this stand-in serves for a chart, in rank order."""
+        seed = int(hashlib.sha256(f"{country}/{chart}/{device}/{genre}".encode()).hexdigest(), 16)
+        pool = [1_400_000_000 + (seed + i * 7919) % 100_000 for i in range(depth + 10)]
+        ids = list(dict.fromkeys(pool))[:depth]
+        for step in range(self.version):
+            a, b = (seed + step) % depth, (seed + 3 * step + 1) % depth
+            ids[a], ids[b] = ids[b], ids[a]
+        return [_app(country, app_id, rank) for rank, app_id in enumerate(ids, 1)]
+
+    def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """Build the status, headers and body for one request path."""
+        v2, legacy = V2_PATH.match(path), LEGACY_PATH.match(path)
+        if v2:
+            country, chart, depth = v2.group(1), v2.group(2), int(v2.group(3))
+            device, genre = "iphone", None
+        elif legacy and legacy.group(2) in LEGACY_CHARTS:
+            country, depth, genre = legacy.group(1), int(legacy.group(3)), legacy.group(4)
+            chart, device = LEGACY_CHARTS[legacy.group(2)]
+        else:
+            return 404, {"Content-Type": "text/plain"}, b"not found"
+        fault = self.faults.get(country)
+        if fault in ("500", "429", "html", "timeout"):
+            return self._transport_fault(fault)
+        apps = self.chart(country, chart, device, genre, depth)
+        feed = v2_feed(country, chart, depth, apps) if v2 else legacy_feed(path, apps)
+        body = json.dumps(_corrupt(feed, fault, bool(v2)), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if fault == "malformed":
+            body = body.replace(b'"feed":', b'"feed" ', 1)
+        elif fault == "truncated":
+            # The connection drops halfway through the promised body.
+            headers["Content-Length"] = str(len(body))
+            body = body[: len(body) // 2]
+        return 200, headers, body
+
+    def _transport_fault(self, fault: str) -> tuple[int, dict[str, str], bytes]:
+        if fault == "500":
+            return 500, {"Content-Type": "text/plain"}, b"Internal Server Error"
+        if fault == "429":
+            return 429, {"Retry-After": "1", "Content-Type": "text/plain"}, b"Too Many Requests"
+        if fault == "timeout":
+            time.sleep(self.hang_seconds)
+        page = b"<!DOCTYPE html><html><body><h1>Service unavailable</h1></body></html>"
+        return 200, {"Content-Type": "text/html"}, page
+
+
+def _app(country: str, app_id: int, rank: int) -> App:
+    name = TRICKY_NAMES[app_id % len(TRICKY_NAMES)] if app_id % 11 == 0 else f"App {app_id}"
+    return App(str(app_id), f"{name} ({country})", f"Developer {app_id % 97}")
+
+
+def v2_feed(country: str, chart: str, depth: int, apps: list[App]) -> dict[str, Any]:
+    """Build an RSS v2 body as Apple shapes it."""
+    url = f"https://rss.marketingtools.apple.com/api/v2/{country}/apps/{chart}/{depth}/apps.json"
+    return {
+        "feed": {
+            "title": "Top Free Apps",
+            "id": url,
+            "links": [{"self": url}],
+            "country": country,
+            "updated": "Thu, 5 Oct 2023 19:57:28 +0000",
+            "results": [
+                {
+                    "artistName": a.developer,
+                    "id": a.app_id,
+                    "name": a.name,
+                    "releaseDate": "2021-08-14",
+                    "kind": "apps",
+                    "genres": [],
+                    "artworkUrl100": f"https://is1-ssl.mzstatic.com/{a.app_id}/100x100bb.png",
+                    "url": f"https://apps.apple.com/{country}/app/id{a.app_id}",
+                }
+                for a in apps
+            ],
+        }
+    }
+
+
+def legacy_feed(path: str, apps: list[App]) -> dict[str, Any]:
+    """Build an iTunes legacy RSS body as Apple shapes it, one entry an object."""
+    entries = [
+        {
+            "im:name": {"label": a.name},
+            "im:image": [
+                {
+                    "label": f"https://is1.mzstatic.com/{a.app_id}/100x100bb.png",
+                    "attributes": {"height": "100"},
+                }
+            ],
+            "id": {
+                "label": f"https://itunes.apple.com/app/id{a.app_id}",
+                "attributes": {"im:id": a.app_id, "im:bundleId": f"com.example.{a.app_id}"},
+            },
+            "im:artist": {"label": a.developer},
+            "link": {
+                "attributes": {"rel": "alternate", "href": f"https://itunes.apple.com/id{a.app_id}"}
+            },
+        }
+        for a in apps
+    ]
+    return {
+        "feed": {
+            "updated": {"label": "2018-01-09T19:59:03-07:00"},
+            "link": [{"attributes": {"rel": "self", "href": f"https://itunes.apple.com{path}"}}],
+            "entry": entries[0] if len(entries) == 1 else entries,
+        }
+    }
+
+
+def _corrupt(feed: dict[str, Any], fault: str | None, v2: bool) -> dict[str, Any]:
+    entries = feed["feed"]["results" if v2 else "entry"]
+    if fault == "duplicate":
+        entries[4] = entries[2]
+    elif fault == "missing-id":
+        del entries[6]["id"]
+    return feed
