@@ -84,7 +84,7 @@ async def fetch(
         started_at = now()
         try:
             response = await send(
-                client, source.http_request(req, settings.endpoints), settings.policy
+                client, source.http_request(client, req, settings.endpoints), settings.policy
             )
         except FetchError as error:
             return FetchResult(

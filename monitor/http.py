@@ -17,9 +17,12 @@ USER_AGENT = f"monitor/{__version__} (app-store ranking monitor; python-httpx)"
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
-def build_client(policy: FetchPolicy) -> httpx.AsyncClient:
+def build_client(
+    policy: FetchPolicy, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
     """Build the client every fetch shares: timeouts, limits and the User-Agent."""
     return httpx.AsyncClient(
+        transport=transport,
         timeout=httpx.Timeout(policy.timeout),
         limits=httpx.Limits(max_connections=policy.concurrency),
         headers={"User-Agent": USER_AGENT},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -22,18 +23,20 @@ migrations = Migrations("monitor")
 @migrations()
 def m001_initial(db: Database) -> None:
     """Create the dimension tables, the content-addressed lists and the logs."""
-    db["charts"].create(
+    db.table("charts").create(
         {"id": int, "store": str, "chart": str, "device": str, "genre": str, "country": str},
         pk="id",
     )
-    db["charts"].create_index(["store", "chart", "device", "genre", "country"], unique=True)
-    db["apps"].create({"id": int, "store": str, "app_id": str, "icon_url": str}, pk="id")
-    db["apps"].create_index(["store", "app_id"], unique=True)
-    db["apps"].create_index(["app_id"])
-    db["labels"].create({"id": int, "name": str, "developer": str}, pk="id", not_null={"name"})
-    db["labels"].create_index(["name", "developer"], unique=True)
-    db["lists"].create({"id": int, "digest": bytes, "size": int}, pk="id")
-    db["lists"].create_index(["digest"], unique=True)
+    db.table("charts").create_index(["store", "chart", "device", "genre", "country"], unique=True)
+    db.table("apps").create({"id": int, "store": str, "app_id": str, "icon_url": str}, pk="id")
+    db.table("apps").create_index(["store", "app_id"], unique=True)
+    db.table("apps").create_index(["app_id"])
+    db.table("labels").create(
+        {"id": int, "name": str, "developer": str}, pk="id", not_null={"name"}
+    )
+    db.table("labels").create_index(["name", "developer"], unique=True)
+    db.table("lists").create({"id": int, "digest": bytes, "size": int}, pk="id")
+    db.table("lists").create_index(["digest"], unique=True)
     db.execute(
         """CREATE TABLE list_entries (
             list_id INTEGER NOT NULL REFERENCES lists(id),
@@ -43,8 +46,8 @@ def m001_initial(db: Database) -> None:
             PRIMARY KEY (list_id, rank)
         ) WITHOUT ROWID"""
     )
-    db["list_entries"].create_index(["app", "list_id"])
-    db["sweeps"].create(
+    db.table("list_entries").create_index(["app", "list_id"])
+    db.table("sweeps").create(
         {
             "id": int,
             "started_at": str,
@@ -55,7 +58,7 @@ def m001_initial(db: Database) -> None:
         },
         pk="id",
     )
-    db["snapshots"].create(
+    db.table("snapshots").create(
         {
             "id": int,
             "chart_id": int,
@@ -67,9 +70,9 @@ def m001_initial(db: Database) -> None:
         pk="id",
         foreign_keys=[("chart_id", "charts"), ("sweep_id", "sweeps"), ("list_id", "lists")],
     )
-    db["snapshots"].create_index(["chart_id", "fetched_at"])
-    db["snapshots"].create_index(["list_id"])
-    db["attempts"].create(
+    db.table("snapshots").create_index(["chart_id", "fetched_at"])
+    db.table("snapshots").create_index(["list_id"])
+    db.table("attempts").create(
         {
             "id": int,
             "sweep_id": int,
@@ -83,8 +86,8 @@ def m001_initial(db: Database) -> None:
         pk="id",
         foreign_keys=[("chart_id", "charts"), ("sweep_id", "sweeps"), ("snapshot_id", "snapshots")],
     )
-    db["attempts"].create_index(["sweep_id"])
-    db["attempts"].create_index(["chart_id", "started_at"])
+    db.table("attempts").create_index(["sweep_id"])
+    db.table("attempts").create_index(["chart_id", "started_at"])
     db.create_view(
         "rankings",
         """SELECT s.id AS snapshot_id, c.store, c.country, c.chart, c.device, c.genre,
@@ -121,7 +124,7 @@ def open_db(path: str | Path) -> Database:
 def begin_sweep(db: Database, started_at: str) -> int:
     """Record the start of a sweep and return its id."""
     with db.atomic():
-        return int(db["sweeps"].insert({"started_at": started_at}).last_pk)
+        return _insert(db, "sweeps", {"started_at": started_at})
 
 
 def finish_sweep(
@@ -129,7 +132,7 @@ def finish_sweep(
 ) -> None:
     """Record a sweep's end and its counts."""
     with db.atomic():
-        db["sweeps"].update(
+        db.table("sweeps").update(
             sweep_id,
             {
                 "finished_at": finished_at,
@@ -149,20 +152,18 @@ def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
         chart_id = _chart_id(db, result.req)
         snapshot_id = None
         if result.listing is not None:
-            snapshot_id = int(
-                db["snapshots"]
-                .insert(
-                    {
-                        "chart_id": chart_id,
-                        "sweep_id": sweep_id,
-                        "fetched_at": result.fetched_at,
-                        "feed_updated": result.listing.updated,
-                        "list_id": _list_id(db, result.req.store, result.listing.entries),
-                    }
-                )
-                .last_pk
+            snapshot_id = _insert(
+                db,
+                "snapshots",
+                {
+                    "chart_id": chart_id,
+                    "sweep_id": sweep_id,
+                    "fetched_at": result.fetched_at,
+                    "feed_updated": result.listing.updated,
+                    "list_id": _list_id(db, result.req.store, result.listing.entries),
+                },
             )
-        db["attempts"].insert(
+        db.table("attempts").insert(
             {
                 "sweep_id": sweep_id,
                 "chart_id": chart_id,
@@ -176,9 +177,16 @@ def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
     return snapshot_id
 
 
+def _insert(db: Database, table: str, row: dict[str, Any]) -> int:
+    pk = db.table(table).insert(row).last_pk
+    if pk is None:
+        raise RuntimeError(f"insert into {table} returned no primary key")
+    return int(pk)
+
+
 def _chart_id(db: Database, req: ChartRequest) -> int:
     return int(
-        db["charts"].lookup(
+        db.table("charts").lookup(
             {
                 "store": req.store,
                 "chart": req.chart,
@@ -205,8 +213,8 @@ def _list_id(db: Database, store: str, entries: list[Entry]) -> int:
         return int(row[0])
     apps = _app_ids(db, store, entries)
     labels = _label_ids(db, entries)
-    list_id = int(db["lists"].insert({"digest": digest, "size": len(entries)}).last_pk)
-    db["list_entries"].insert_all(
+    list_id = _insert(db, "lists", {"digest": digest, "size": len(entries)})
+    db.table("list_entries").insert_all(
         {
             "list_id": list_id,
             "rank": rank,
@@ -219,7 +227,7 @@ def _list_id(db: Database, store: str, entries: list[Entry]) -> int:
 
 
 def _app_ids(db: Database, store: str, entries: list[Entry]) -> dict[str, int]:
-    db["apps"].insert_all(
+    db.table("apps").insert_all(
         ({"store": store, "app_id": e.app_id, "icon_url": e.icon_url} for e in entries),
         ignore=True,
     )
@@ -237,7 +245,7 @@ def _app_ids(db: Database, store: str, entries: list[Entry]) -> dict[str, int]:
 
 def _label_ids(db: Database, entries: list[Entry]) -> dict[tuple[str, str], int]:
     pairs = {(e.name, e.developer or "") for e in entries}
-    db["labels"].insert_all(({"name": n, "developer": d} for n, d in pairs), ignore=True)
+    db.table("labels").insert_all(({"name": n, "developer": d} for n, d in pairs), ignore=True)
     names = [n for n, _ in pairs]
     rows = db.execute(
         f"SELECT name, developer, id FROM labels WHERE name IN ({_marks(names)})", names

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from standin import StoreStandIn
 
 FIXTURES = Path(__file__).parent / "fixtures"

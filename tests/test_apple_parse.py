@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from monitor.charts import ChartRequest
 from monitor.config import Endpoints
 from monitor.errors import InvalidFeed
@@ -12,6 +13,8 @@ from monitor.sources import apple
 from monitor.validate import check_listing
 
 APPLE = FIXTURES / "apple"
+V2_US = "v2_us_apps_top-free_50_first_entry_only_2023-10-05.json"
+LEGACY_JP = "legacy_jp_topgrossingapplications_limit1_single_entry_2016.json"
 
 
 def request(country="us", chart="top-free", device="iphone", genre=None, depth=100):
@@ -23,9 +26,7 @@ def read(name: str) -> bytes:
 
 
 def test_v2_capture_parses_with_string_id_and_utc_updated():
-    listing = apple.parse(
-        request(depth=50), read("v2_us_apps_top-free_50_first_entry_only_2023-10-05.json")
-    )
+    listing = apple.parse(request(depth=50), read(V2_US))
     assert [(e.app_id, e.name, e.developer) for e in listing.entries] == [
         ("1577705074", "EPIK - AI Photo Editor", "SNOW Corporation")
     ]
@@ -35,16 +36,14 @@ def test_v2_capture_parses_with_string_id_and_utc_updated():
 
 def test_v2_capture_for_another_storefront_is_rejected():
     with pytest.raises(InvalidFeed, match="asked for storefront 'gb', feed is for 'us'"):
-        apple.parse(
-            request(country="gb"), read("v2_us_apps_top-free_50_first_entry_only_2023-10-05.json")
-        )
+        apple.parse(request(country="gb"), read(V2_US))
 
 
 def test_v2_capture_for_another_chart_is_rejected():
     with pytest.raises(InvalidFeed, match="asked for top-paid"):
         apple.parse(
             request(chart="top-paid"),
-            read("v2_us_apps_top-free_50_first_entry_only_2023-10-05.json"),
+            read(V2_US),
         )
 
 
@@ -63,9 +62,7 @@ def test_legacy_single_entry_object_hk_free():
 
 def test_legacy_single_entry_jp_grossing_keeps_japanese_name():
     req = request(country="jp", chart="top-grossing", depth=1)
-    listing = apple.parse(
-        req, read("legacy_jp_topgrossingapplications_limit1_single_entry_2016.json")
-    )
+    listing = apple.parse(req, read(LEGACY_JP))
     assert [(e.app_id, e.name) for e in listing.entries] == [("658511662", "モンスターストライク")]
     assert listing.updated == "2016-04-22T04:01:19Z"
 
@@ -73,7 +70,7 @@ def test_legacy_single_entry_jp_grossing_keeps_japanese_name():
 def test_legacy_self_link_names_the_storefront():
     req = request(country="tw", chart="top-grossing", depth=1)
     with pytest.raises(InvalidFeed, match="topgrossingapplications in 'jp'"):
-        apple.parse(req, read("legacy_jp_topgrossingapplications_limit1_single_entry_2016.json"))
+        apple.parse(req, read(LEGACY_JP))
 
 
 def test_legacy_entry_array_hk_2019_keeps_chinese_names_in_order():
@@ -171,4 +168,4 @@ def test_duplicate_app_is_invalid():
 )
 def test_each_chart_goes_to_the_feed_that_serves_it(req, url):
     endpoints = Endpoints(apple_rss="http://rss/", itunes="http://it", play="http://play")
-    assert str(apple.http_request(req, endpoints).url) == url
+    assert str(apple.http_request(httpx.AsyncClient(), req, endpoints).url) == url

@@ -41,8 +41,10 @@ def uses_v2(req: ChartRequest) -> bool:
     return req.device == "iphone" and req.genre is None and req.chart in _V2_CHARTS
 
 
-def http_request(req: ChartRequest, endpoints: Endpoints) -> httpx.Request:
-    """Build the GET request for one chart."""
+def http_request(
+    client: httpx.AsyncClient, req: ChartRequest, endpoints: Endpoints
+) -> httpx.Request:
+    """Build the GET request for one chart, with the client's headers."""
     if uses_v2(req):
         base = endpoints.apple_rss.rstrip("/")
         url = f"{base}/api/v2/{req.country}/apps/{req.chart}/{req.depth}/apps.json"
@@ -51,7 +53,7 @@ def http_request(req: ChartRequest, endpoints: Endpoints) -> httpx.Request:
         genre = f"/genre={req.genre}" if req.genre else ""
         feed = _LEGACY_FEEDS[(req.chart, req.device or "iphone")]
         url = f"{base}/{req.country}/rss/{feed}/limit={req.depth}{genre}/json"
-    return httpx.Request("GET", url)
+    return client.build_request("GET", url)
 
 
 def parse(req: ChartRequest, body: bytes) -> Listing:
