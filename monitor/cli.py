@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from monitor import __version__, collector, selection, storage
+from monitor import __version__, collector, schema, selection
 from monitor.charts import CHARTS, DEVICES, STORES, FetchResult
 from monitor.config import DEFAULT_DB, Endpoints, FetchPolicy, Settings
 from monitor.errors import UsageError
@@ -129,7 +129,7 @@ def collect(db: str, countries: tuple[str, ...], **options: Any) -> None:
         requests = selection.select(countries=selection.parse_countries(countries), **options)
     except UsageError as error:
         raise click.UsageError(str(error)) from None
-    database = storage.open_db(db)
+    database = schema.open_db(db)
     report = _sweep_with_progress(database, requests, settings)
     for failure in report.failures:
         click.echo(f"failed: {failure.req.label()}: {failure.error}", err=True)
@@ -163,7 +163,7 @@ def _sweep_with_progress(
 )
 def status(db: str, sweeps: int) -> None:
     """Show the last sweeps, failures by storefront and the database size."""
-    state = read_status(storage.open_db(db), db, sweeps)
+    state = read_status(schema.open_db(db), db, sweeps)
     click.echo(
         f"{state.path}: {state.size_bytes / 1e6:,.1f} MB, {state.snapshots:,} chart observations"
     )

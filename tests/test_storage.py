@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from monitor import storage
+from monitor import schema, storage
 from monitor.charts import ChartRequest, Entry, FetchResult, Listing
 
 REQ = ChartRequest("apple", "top-free", "iphone", None, "us", 100)
@@ -22,7 +22,7 @@ def apps(*names):
 
 @pytest.fixture
 def db(tmp_path):
-    return storage.open_db(tmp_path / "sub" / "r.db")
+    return schema.open_db(tmp_path / "sub" / "r.db")
 
 
 def test_open_creates_the_file_in_wal_mode_with_the_public_surface(db, tmp_path):
@@ -57,19 +57,71 @@ def test_open_creates_the_file_in_wal_mode_with_the_public_surface(db, tmp_path)
 
 
 def test_reopening_applies_no_migration_twice(tmp_path):
-    storage.open_db(tmp_path / "r.db").close()
-    db = storage.open_db(tmp_path / "r.db")
-    assert db.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0] == 1
+    schema.open_db(tmp_path / "r.db").close()
+    db = schema.open_db(tmp_path / "r.db")
+    assert db.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0] == len(
+        schema.migrations._migrations
+    )
 
 
-def test_same_list_again_adds_a_snapshot_and_no_list(db):
+def rankings(db):
+    return db.execute(
+        "SELECT snapshot_id, rank, app_id, app_name FROM rankings ORDER BY 1, 2"
+    ).fetchall()
+
+
+def test_same_list_again_adds_a_snapshot_and_no_run(db):
     sweep = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
     first = storage.record(db, sweep, ok(apps("A", "B")))
     second = storage.record(db, sweep, ok(apps("A", "B"), at="2026-01-01T01:00:00Z"))
-    assert first != second
-    assert db["lists"].count == 1
-    assert db["list_entries"].count == 2
-    assert db.execute("SELECT COUNT(*) FROM rankings").fetchone()[0] == 4
+    assert db["runs"].count == 2
+    assert rankings(db) == [
+        (first, 1, "1", "A"),
+        (first, 2, "2", "B"),
+        (second, 1, "1", "A"),
+        (second, 2, "2", "B"),
+    ]
+
+
+def test_a_change_closes_only_the_runs_that_changed(db):
+    sweep = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
+    one = storage.record(
+        db, sweep, ok([Entry("1", "A", "D"), Entry("2", "B", "D"), Entry("3", "C", "D")])
+    )
+    two = storage.record(
+        db, sweep, ok([Entry("1", "A", "D"), Entry("3", "C", "D"), Entry("2", "B", "D")])
+    )
+    three = storage.record(db, sweep, ok([Entry("9", "Z", "D")]))
+    assert db["runs"].count == 6
+    assert rankings(db) == [
+        (one, 1, "1", "A"),
+        (one, 2, "2", "B"),
+        (one, 3, "3", "C"),
+        (two, 1, "1", "A"),
+        (two, 2, "3", "C"),
+        (two, 3, "2", "B"),
+        (three, 1, "9", "Z"),
+    ]
+
+
+def test_failures_and_other_charts_between_observations_do_not_break_runs(db):
+    sweep = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
+    gb = ChartRequest("apple", "top-free", "iphone", None, "gb", 100)
+    first = storage.record(db, sweep, ok(apps("A", "B")))
+    storage.record(db, sweep, ok(apps("X"), req=gb))
+    storage.record(db, sweep, FetchResult(REQ, "t", "t", error="HTTP 500"))
+    second = storage.record(db, sweep, ok(apps("A", "B")))
+    third = storage.record(db, sweep, ok(apps("A")))
+    us = db.execute(
+        "SELECT snapshot_id, rank, app_id FROM rankings WHERE country = 'us' ORDER BY 1, 2"
+    ).fetchall()
+    assert us == [
+        (first, 1, "1"),
+        (first, 2, "2"),
+        (second, 1, "1"),
+        (second, 2, "2"),
+        (third, 1, "1"),
+    ]
 
 
 def test_a_rename_is_a_new_list_and_both_names_are_kept(db):
@@ -105,7 +157,7 @@ def test_an_observation_that_cannot_be_written_leaves_nothing_behind(db):
     )
     with pytest.raises(sqlite3.IntegrityError, match="disk went away"):
         storage.record(db, sweep, ok(apps("A", "B")))
-    for table in ("apps", "labels", "lists", "list_entries", "snapshots", "attempts"):
+    for table in ("apps", "labels", "runs", "snapshots", "attempts"):
         assert db[table].count == 0, table
 
 
@@ -116,12 +168,23 @@ def test_null_genre_and_device_map_to_one_chart_row(db):
     assert db["charts"].count == 1
 
 
-def test_queries_by_app_and_by_chart_use_indexes(db):
-    plans = {
-        "app": "SELECT * FROM rankings WHERE app_id = '1'",
-        "chart": "SELECT * FROM rankings WHERE snapshot_id = (SELECT id FROM snapshots "
-        "WHERE chart_id = 1 AND fetched_at <= '2026' ORDER BY fetched_at DESC LIMIT 1)",
-    }
-    for name, sql in plans.items():
-        plan = " | ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
-        assert "SCAN s" not in plan and "SCAN e" not in plan, (name, plan)
+def plan(db, sql):
+    return " | ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+
+
+def test_an_apps_history_is_read_through_indexes(db):
+    steps = plan(db, "SELECT * FROM rankings WHERE app_id = '1'")
+    assert "SCAN" not in steps
+    assert "idx_runs_app_chart_id_first_snapshot (app=?)" in steps
+    assert "idx_snapshots_chart_id_id (chart_id=? AND id>? AND id<?)" in steps
+
+
+def test_a_chart_at_time_t_is_read_through_indexes(db):
+    steps = plan(
+        db,
+        "SELECT * FROM rankings WHERE snapshot_id = (SELECT id FROM snapshots "
+        "WHERE chart_id = 1 AND fetched_at <= '2026' ORDER BY fetched_at DESC "
+        "LIMIT 1)",
+    )
+    assert "SCAN" not in steps
+    assert "r USING PRIMARY KEY (chart_id=? AND last_snapshot>?)" in steps

@@ -1,0 +1,236 @@
+"""Measure how compactly monitor stores a month of hourly default sweeps.
+
+Simulates hourly sweeps of the default chart (top-free iPhone, 100 ranks) in every
+storefront. In half the hours a chart is unchanged; in the others it differs by
+about 10 local moves and 2 new entrants. Every observation goes through monitor's
+own write path into a real SQLite file. A naive baseline, one denormalised row per
+observed entry with every field as text, is written in the same run.
+
+Reports bytes on disk (tables plus indexes) per observed ranked entry for both, and
+ends with the ratio.
+
+    python bench/storage.py                 # 30 days x 175 storefronts
+    python bench/storage.py --days 2 --storefronts 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor import schema, storage
+from monitor.charts import ChartRequest, Entry, FetchResult, Listing
+from monitor.reference import apple_storefronts
+
+DEPTH = 100
+POOL = 5_000
+NAIVE_COLUMNS = (
+    "snapshot_id",
+    "store",
+    "country",
+    "chart",
+    "device",
+    "genre",
+    "fetched_at",
+    "feed_updated",
+    "rank",
+    "app_id",
+    "app_name",
+    "developer",
+)
+
+
+def catalogue(rng: random.Random) -> list[tuple[str, str, str]]:
+    """Make a pool of apps with realistic id, name and developer lengths."""
+    words = [
+        "Photo",
+        "Editor",
+        "AI",
+        "Chat",
+        "Video",
+        "Music",
+        "Puzzle",
+        "Run",
+        "Bank",
+        "Maps",
+        "Fit",
+        "Shop",
+        "Scan",
+        "Notes",
+        "Weather",
+        "Translate",
+        "Learn",
+        "Quest",
+    ]
+    return [
+        (
+            str(rng.randrange(300_000_000, 6_800_000_000)),
+            " ".join(rng.sample(words, rng.randint(2, 4))) + f" {i}",
+            f"{rng.choice(words)} {rng.choice(['Inc.', 'Ltd', 'LLC', 'GmbH', 'Studio'])} {i % 700}",
+        )
+        for i in range(POOL)
+    ]
+
+
+def localised(app: tuple[str, str, str], country: str) -> Entry:
+    """Give about a fifth of the apps a storefront-specific name."""
+    app_id, name, developer = app
+    if int(app_id) % 5 == 0:
+        name = f"{name} ({country.upper()})"
+    return Entry(app_id, name, developer, f"https://is1-ssl.mzstatic.com/{app_id}/100x100bb.png")
+
+
+def evolve(rng: random.Random, chart: list[int]) -> list[int]:
+    """Apply about 10 local moves and 2 new entrants to a chart of pool indexes."""
+    chart = chart[:]
+    for _ in range(10):
+        i = rng.randrange(DEPTH - 1)
+        j = min(DEPTH - 1, i + rng.randint(1, 3))
+        chart[i], chart[j] = chart[j], chart[i]
+    present = set(chart)
+    for _ in range(2):
+        newcomer = rng.choice([p for p in rng.sample(range(POOL), 5) if p not in present] or [0])
+        if newcomer not in present:
+            chart[rng.randrange(DEPTH)] = newcomer
+            present.add(newcomer)
+    return chart
+
+
+def observations(days: int, countries: list[str], seed: int) -> Iterator[tuple[int, FetchResult]]:
+    """Yield (hour, observation) for every storefront and hour of the simulation."""
+    rng = random.Random(seed)
+    apps = catalogue(rng)
+    charts = {cc: rng.sample(range(POOL), DEPTH) for cc in countries}
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for hour in range(days * 24):
+        at = (start + timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for cc in countries:
+            if rng.random() < 0.5:
+                charts[cc] = evolve(rng, charts[cc])
+            req = ChartRequest("apple", "top-free", "iphone", None, cc, DEPTH)
+            listing = Listing([localised(apps[i], cc) for i in charts[cc]], at)
+            yield hour, FetchResult(req, at, at, listing, http_status=200)
+
+
+def bytes_used(path: Path) -> dict[str, int]:
+    """Return bytes on disk per table and index, from SQLite's dbstat."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"
+        ).fetchall()
+    return dict(rows)
+
+
+def write_project(path: Path, days: int, countries: list[str], seed: int) -> int:
+    """Write the simulation through monitor's storage; return observed entries."""
+    db = schema.open_db(path)
+    sweep, last_hour, observed = 0, -1, 0
+    for hour, result in observations(days, countries, seed):
+        if hour != last_hour:
+            sweep, last_hour = storage.begin_sweep(db, result.started_at), hour
+            progress(f"project: day {hour // 24 + 1}/{days}")
+        storage.record(db, sweep, result)
+        observed += len(result.listing.entries) if result.listing else 0
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return observed
+
+
+def write_naive(path: Path, days: int, countries: list[str], seed: int) -> int:
+    """Write the same simulation as one text row per observed entry."""
+    conn = sqlite3.connect(path)
+    conn.execute(f"CREATE TABLE rankings ({', '.join(c + ' TEXT' for c in NAIVE_COLUMNS)})")
+    observed, snapshot, last_hour = 0, 0, -1
+    for hour, result in observations(days, countries, seed):
+        if hour != last_hour:
+            last_hour = hour
+            progress(f"naive:   day {hour // 24 + 1}/{days}")
+        snapshot += 1
+        req, listing = result.req, result.listing
+        assert listing is not None
+        conn.executemany(
+            f"INSERT INTO rankings VALUES ({', '.join('?' * len(NAIVE_COLUMNS))})",
+            [
+                (
+                    str(snapshot),
+                    req.store,
+                    req.country,
+                    req.chart,
+                    req.device,
+                    req.genre,
+                    result.fetched_at,
+                    listing.updated,
+                    str(rank),
+                    e.app_id,
+                    e.name,
+                    e.developer,
+                )
+                for rank, e in enumerate(listing.entries, 1)
+            ],
+        )
+        observed += len(listing.entries)
+    conn.commit()
+    conn.close()
+    return observed
+
+
+def progress(message: str) -> None:
+    if sys.stderr.isatty():
+        print(f"\r{message}   ", end="", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--days", type=int, default=30, help="days of hourly sweeps (30)")
+    parser.add_argument("--storefronts", type=int, default=175, help="how many storefronts (175)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    parser.add_argument("--dir", type=Path, help="keep the databases here")
+    args = parser.parse_args()
+    countries = list(apple_storefronts())[: args.storefronts]
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="monitor-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    project_db, naive_db = folder / "project.db", folder / "naive.db"
+    for path in (project_db, naive_db):
+        path.unlink(missing_ok=True)
+
+    print(
+        f"{args.days} days x 24 hourly sweeps x {len(countries)} storefronts "
+        f"x {DEPTH} ranks, in {folder}"
+    )
+    clock = time.monotonic()
+    observed = write_project(project_db, args.days, countries, args.seed)
+    project_seconds = time.monotonic() - clock
+    clock = time.monotonic()
+    assert write_naive(naive_db, args.days, countries, args.seed) == observed
+    naive_seconds = time.monotonic() - clock
+    progress("")
+
+    project, naive = bytes_used(project_db), bytes_used(naive_db)
+    print(f"observed ranked entries: {observed:,}")
+    print("project schema, bytes by table and index:")
+    for name, size in project.items():
+        print(f"  {name:40} {size:>14,}")
+    project_total, naive_total = sum(project.values()), sum(naive.values())
+    print(
+        f"project: {project_total:>14,} bytes  {project_total / observed:8.2f} bytes/entry  "
+        f"written in {project_seconds:.0f}s"
+    )
+    print(
+        f"naive:   {naive_total:>14,} bytes  {naive_total / observed:8.2f} bytes/entry  "
+        f"written in {naive_seconds:.0f}s"
+    )
+    print(
+        f"ratio project/naive: {project_total / naive_total:.4f} "
+        f"(1/{naive_total / project_total:.1f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
