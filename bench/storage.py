@@ -108,6 +108,7 @@ def observations(days: int, countries: list[str], seed: int) -> Iterator[tuple[i
     rng = random.Random(seed)
     apps = catalogue(rng)
     charts = {cc: rng.sample(range(POOL), DEPTH) for cc in countries}
+    shown = {cc: {} for cc in countries}  # pool index -> Entry, per storefront
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for hour in range(days * 24):
         at = (start + timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -115,7 +116,10 @@ def observations(days: int, countries: list[str], seed: int) -> Iterator[tuple[i
             if rng.random() < 0.5:
                 charts[cc] = evolve(rng, charts[cc])
             req = ChartRequest("apple", "top-free", "iphone", None, cc, DEPTH)
-            listing = Listing([localised(apps[i], cc) for i in charts[cc]], at)
+            for i in charts[cc]:
+                if i not in shown[cc]:
+                    shown[cc][i] = localised(apps[i], cc)
+            listing = Listing([shown[cc][i] for i in charts[cc]], at)
             yield hour, FetchResult(req, at, at, listing, http_status=200)
 
 
@@ -147,12 +151,11 @@ def write_naive(path: Path, days: int, countries: list[str], seed: int) -> int:
     """Write the same simulation as one text row per observed entry."""
     conn = sqlite3.connect(path)
     conn.execute(f"CREATE TABLE rankings ({', '.join(c + ' TEXT' for c in NAIVE_COLUMNS)})")
-    observed, snapshot, last_hour = 0, 0, -1
-    for hour, result in observations(days, countries, seed):
+    observed, last_hour = 0, -1
+    for snapshot, (hour, result) in enumerate(observations(days, countries, seed), 1):
         if hour != last_hour:
             last_hour = hour
             progress(f"naive:   day {hour // 24 + 1}/{days}")
-        snapshot += 1
         req, listing = result.req, result.listing
         assert listing is not None
         conn.executemany(

@@ -58,7 +58,9 @@ def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
                 },
             )
             _advance_runs(db, result.req.store, chart_id, snapshot_id, entries)
-        db.table("attempts").insert(
+        _insert(
+            db,
+            "attempts",
             {
                 "sweep_id": sweep_id,
                 "chart_id": chart_id,
@@ -67,7 +69,7 @@ def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
                 "http_status": result.http_status,
                 "error": result.error,
                 "snapshot_id": snapshot_id,
-            }
+            },
         )
     return snapshot_id
 
@@ -129,9 +131,9 @@ def _save_apps(db: Database, store: str, entries: list[Entry]) -> None:
     """Add apps not seen before, and keep each app's latest icon."""
     if not entries:
         return
-    db.table("apps").insert_all(
-        ({"store": store, "app_id": e.app_id, "icon_url": e.icon_url} for e in entries),
-        ignore=True,
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO apps (store, app_id, icon_url) VALUES (?, ?, ?)",
+        [(store, e.app_id, e.icon_url) for e in entries],
     )
     db.conn.executemany(
         "UPDATE apps SET icon_url = ? WHERE store = ? AND app_id = ? AND icon_url IS NOT ?",
@@ -159,24 +161,30 @@ def _label_ids(db: Database, entries: list[Entry]) -> dict[tuple[str, str], int]
 
 
 def _chart_id(db: Database, req: ChartRequest) -> int:
-    return int(
-        db.table("charts").lookup(
-            {
-                "store": req.store,
-                "chart": req.chart,
-                "device": req.device,
-                "genre": req.genre,
-                "country": req.country,
-            }
-        )
-    )
+    key = {
+        "store": req.store,
+        "chart": req.chart,
+        "device": req.device,
+        "genre": req.genre,
+        "country": req.country,
+    }
+    # IS, not =, so that a NULL device or genre matches itself.
+    row = db.execute(
+        "SELECT id FROM charts WHERE " + " AND ".join(f"{c} IS ?" for c in key),
+        list(key.values()),
+    ).fetchone()
+    return int(row[0]) if row else _insert(db, "charts", key)
 
 
 def _insert(db: Database, table: str, row: dict[str, Any]) -> int:
-    pk = db.table(table).insert(row).last_pk
-    if pk is None:
-        raise RuntimeError(f"insert into {table} returned no primary key")
-    return int(pk)
+    """Insert one row into a table of the hot path, without introspecting it."""
+    columns = ", ".join(row)
+    cursor = db.execute(
+        f"INSERT INTO {table} ({columns}) VALUES ({_marks(list(row))})", list(row.values())
+    )
+    if cursor.lastrowid is None:
+        raise RuntimeError(f"insert into {table} returned no row id")
+    return cursor.lastrowid
 
 
 def _marks(values: list[str]) -> str:
