@@ -1,19 +1,64 @@
-"""The ``monitor`` command: a thin click layer over the collector and the database."""
+"""The ``monitor`` command: a thin click layer over the collector, service and database."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from monitor import __version__, collector, schema, selection
-from monitor.charts import CHARTS, DEVICES, STORES, FetchResult
-from monitor.config import DEFAULT_DB, Endpoints, FetchPolicy, Settings
-from monitor.errors import UsageError
+from monitor import __version__, schema, selection, service
+from monitor.charts import CHARTS, DEVICES, STORES, ChartRequest, FetchResult
+from monitor.collector import SweepReport
+from monitor.config import (
+    DEFAULT_DB,
+    ChartSpec,
+    Endpoints,
+    FetchPolicy,
+    Settings,
+    load_config,
+    parse_duration,
+)
+from monitor.errors import MonitorError, UsageError
+from monitor.locks import AlreadyRunning
 from monitor.reference import apple_storefronts
 from monitor.status import read_status
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class Refused(click.ClickException):
+    """The command cannot start as asked; exits 2 like a usage error."""
+
+    exit_code = 2
+
+
+class Duration(click.ParamType):
+    """A duration such as 90s, 15m or 1h, as seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value))
+        except UsageError as error:
+            self.fail(str(error), param, ctx)
+
+
+def options(*decorators: Decorator) -> Decorator:
+    """Apply several click decorators in reading order."""
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
 
 db_option = click.option(
     "--db",
@@ -23,89 +68,107 @@ db_option = click.option(
     type=click.Path(dir_okay=False),
     help="The SQLite file (or set MONITOR_DB).",
 )
+config_option = click.option(
+    "--config",
+    "config_path",
+    envvar="MONITOR_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="A TOML config file (or set MONITOR_CONFIG); see monitor.example.toml.",
+)
+log_option = click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="How much to log.",
+)
+_ENDPOINTS, _POLICY = Endpoints(), FetchPolicy()
+fetch_options = options(
+    click.option(
+        "--apple-rss-url",
+        envvar="MONITOR_APPLE_RSS_URL",
+        default=_ENDPOINTS.apple_rss,
+        show_default=True,
+        help="Base URL of Apple RSS v2 (or MONITOR_APPLE_RSS_URL).",
+    ),
+    click.option(
+        "--itunes-url",
+        envvar="MONITOR_ITUNES_URL",
+        default=_ENDPOINTS.itunes,
+        show_default=True,
+        help="Base URL of iTunes legacy RSS (or MONITOR_ITUNES_URL).",
+    ),
+    click.option(
+        "--play-url",
+        envvar="MONITOR_PLAY_URL",
+        default=_ENDPOINTS.play,
+        show_default=True,
+        help="Base URL of Google Play (or MONITOR_PLAY_URL).",
+    ),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 64),
+        default=_POLICY.concurrency,
+        show_default=True,
+        help="Requests in flight at once.",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(0.1),
+        default=_POLICY.timeout,
+        show_default=True,
+        help="Seconds to wait for each request.",
+    ),
+    click.option(
+        "--retries",
+        type=click.IntRange(0, 10),
+        default=_POLICY.retries,
+        show_default=True,
+        help="Retries on connection errors, timeouts, 429 and 5xx.",
+    ),
+    config_option,
+    db_option,
+)
 
 
-def fetch_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the store endpoints and the politeness settings to a command."""
-    defaults, policy = Endpoints(), FetchPolicy()
-    options = [
-        click.option(
-            "--apple-rss-url",
-            envvar="MONITOR_APPLE_RSS_URL",
-            default=defaults.apple_rss,
-            show_default=True,
-            help="Base URL of Apple RSS v2 (or set MONITOR_APPLE_RSS_URL).",
-        ),
-        click.option(
-            "--itunes-url",
-            envvar="MONITOR_ITUNES_URL",
-            default=defaults.itunes,
-            show_default=True,
-            help="Base URL of the iTunes legacy RSS (or set MONITOR_ITUNES_URL).",
-        ),
-        click.option(
-            "--play-url",
-            envvar="MONITOR_PLAY_URL",
-            default=defaults.play,
-            show_default=True,
-            help="Base URL of Google Play (or set MONITOR_PLAY_URL).",
-        ),
-        click.option(
-            "--concurrency",
-            type=click.IntRange(1, 64),
-            default=policy.concurrency,
-            show_default=True,
-            help="Requests in flight at once.",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(0.1),
-            default=policy.timeout,
-            show_default=True,
-            help="Seconds to wait for each request.",
-        ),
-        click.option(
-            "--retries",
-            type=click.IntRange(0, 10),
-            default=policy.retries,
-            show_default=True,
-            help="Retries on connection errors, timeouts, 429 and 5xx.",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
+    """Merge options with the config file (options win); return Settings and the file."""
+    ctx = click.get_current_context()
+    try:
+        file = load_config(given["config_path"]) if given.get("config_path") else {}
+    except UsageError as error:
+        raise click.BadParameter(str(error), param_hint="--config") from None
 
+    def pick(key: str) -> Any:
+        explicit = ctx.get_parameter_source(key) not in (click.core.ParameterSource.DEFAULT, None)
+        return given[key] if explicit or key not in file else file[key]
 
-def settings_from(options: dict[str, Any]) -> Settings:
-    """Freeze the endpoint and politeness options into Settings."""
-    return Settings(
-        Endpoints(options.pop("apple_rss_url"), options.pop("itunes_url"), options.pop("play_url")),
+    settings = Settings(
+        Endpoints(given["apple_rss_url"], given["itunes_url"], given["play_url"]),
         FetchPolicy(
-            concurrency=options.pop("concurrency"),
-            timeout=options.pop("timeout"),
-            retries=options.pop("retries"),
+            concurrency=pick("concurrency"), timeout=pick("timeout"), retries=pick("retries")
         ),
     )
+    return settings, {**file, **{k: pick(k) for k in ("interval", "jitter") if k in given}}
+
+
+def chart_requests(specs: tuple[ChartSpec, ...], where: str) -> list[ChartRequest]:
+    """Expand chart specs into requests, or exit 2 saying what is wrong and where."""
+    try:
+        return selection.requests_for_all(specs)
+    except UsageError as error:
+        raise click.UsageError(f"{where}: {error}") from None
 
 
 @click.group()
 @click.version_option(__version__, prog_name="monitor")
 def cli() -> None:
-    """Snapshot the app-store top charts of every country into SQLite."""
+    """Snapshot the app-store top charts of every country into SQLite, and publish them."""
 
 
 @cli.command()
-@click.option(
-    "--store", type=click.Choice(STORES), default="apple", show_default=True, help="Which store."
-)
-@click.option(
-    "--chart",
-    type=click.Choice(CHARTS),
-    default="top-free",
-    show_default=True,
-    help="Which top list.",
-)
+@click.option("--store", type=click.Choice(STORES), help="Which store (default apple).")
+@click.option("--chart", type=click.Choice(CHARTS), help="Which top list (default top-free).")
 @click.option("--device", type=click.Choice(DEVICES), help="iphone (default) or ipad.")
 @click.option("--genre", metavar="ID", help="A store category id, e.g. 6014 (Games).")
 @click.option(
@@ -113,35 +176,52 @@ def cli() -> None:
     "countries",
     multiple=True,
     metavar="CC",
-    help="Storefront code; repeat or comma-separate. Default: all 175.",
+    help="Storefront code; repeat or comma-separate. Default: all.",
 )
-@click.option("--depth", type=int, default=100, show_default=True, help="How many ranks to fetch.")
+@click.option("--depth", type=int, help="How many ranks to fetch (default: the store's most).")
 @fetch_options
-@db_option
-def collect(db: str, countries: tuple[str, ...], **options: Any) -> None:
-    """Take one sweep of the selected charts now, and store it.
+def collect(
+    store: str | None,
+    chart: str | None,
+    device: str | None,
+    genre: str | None,
+    countries: tuple[str, ...],
+    depth: int | None,
+    **given: Any,
+) -> None:
+    """Take one sweep now and store it.
 
-    Exits 0 if every chart was stored, 1 if some failed (the others are stored),
-    and 2 for usage errors.
+    With no selection flags it collects the configured charts: by default the
+    iPhone top-free chart in all 175 App Store storefronts. Exits 0 if every chart
+    was stored, 1 if some failed (the others are stored), 2 for usage errors.
     """
-    settings = settings_from(options)
-    try:
-        requests = selection.select(countries=selection.parse_countries(countries), **options)
-    except UsageError as error:
-        raise click.UsageError(str(error)) from None
-    database = schema.open_db(db)
-    report = _sweep_with_progress(database, requests, settings)
+    settings, file = resolve(given)
+    flags = (store, chart, device, genre, countries, depth)
+    if any(flags):
+        spec = ChartSpec(
+            store or "apple",
+            chart or "top-free",
+            device,
+            genre,
+            selection.split_countries(countries) or None,
+            depth,
+        )
+        requests = chart_requests((spec,), "selection")
+    else:
+        requests = chart_requests(file.get("charts", selection.DEFAULT_CHARTS), "config charts")
+    report = _sweep_with_progress(given["db"], requests, settings)
     for failure in report.failures:
         click.echo(f"failed: {failure.req.label()}: {failure.error}", err=True)
     click.echo(report.summary())
     sys.exit(1 if report.failed else 0)
 
 
-def _sweep_with_progress(
-    database: Any, requests: list[Any], settings: Settings
-) -> collector.SweepReport:
+def _sweep_with_progress(db: str, requests: list[ChartRequest], settings: Settings) -> SweepReport:
+    def wait(message: str) -> None:
+        click.echo(message, err=True)
+
     if not sys.stderr.isatty():
-        return collector.sweep(database, requests, settings)
+        return service.sweep_once(db, requests, settings, lambda result: None, wait)
     with click.progressbar(
         length=len(requests), label="Collecting", file=sys.stderr, show_pos=True
     ) as bar:
@@ -149,7 +229,82 @@ def _sweep_with_progress(
         def advance(result: FetchResult) -> None:
             bar.update(1)
 
-        return collector.sweep(database, requests, settings, advance)
+        return service.sweep_once(db, requests, settings, advance, wait)
+
+
+@cli.command()
+@click.option(
+    "--interval",
+    type=Duration(),
+    default="1h",
+    show_default=True,
+    help="Time between sweeps: 90s, 15m, 1h...",
+)
+@click.option(
+    "--jitter",
+    type=Duration(),
+    default="0s",
+    show_default=True,
+    help="Delay each sweep by a random time up to this.",
+)
+@click.option("--serve/--no-serve", default=True, show_default=True, help="Also serve Datasette.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Datasette's address.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8001,
+    show_default=True,
+    help="Datasette's port.",
+)
+@log_option
+@fetch_options
+def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None:
+    """Run the service: a sweep now and every --interval, with Datasette beside it.
+
+    Stops cleanly on SIGTERM or SIGINT. Only one 'monitor run' may use a database.
+    """
+    _configure_logging(log_level)
+    settings, file = resolve(given)
+    requests = chart_requests(file.get("charts", selection.DEFAULT_CHARTS), "config charts")
+    schedule = service.Schedule(file["interval"], file["jitter"])
+    try:
+        service.run_service(
+            given["db"], requests, settings, schedule, service.Listen(host, port) if serve else None
+        )
+    except AlreadyRunning as error:
+        raise Refused(str(error)) from None
+    except MonitorError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8001,
+    show_default=True,
+    help="Port to listen on.",
+)
+@log_option
+@db_option
+def serve(db: str, host: str, port: int, log_level: str) -> None:
+    """Serve the database with Datasette alone, with monitor's metadata."""
+    _configure_logging(log_level)
+    schema.open_db(db).close()
+    try:
+        service.serve_forever(db, service.Listen(host, port))
+    except MonitorError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    if level != "debug":
+        for chatty in ("apscheduler", "httpx"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 @cli.command()
@@ -171,7 +326,7 @@ def status(db: str, sweeps: int) -> None:
     click.echo(f"  {'id':>5}  {'started':20}  {'finished':20}  {'ok':>5}  {'failed':>6}  entries")
     for s in state.sweeps:
         click.echo(
-            f"  {s['id']:>5}  {s['started_at']:20}  {s['finished_at'] or 'running':20}"
+            f"  {s['id']:>5}  {s['started_at']:20}  {s['finished_at'] or 'not finished':20}"
             f"  {s['charts_ok'] or 0:>5}  {s['charts_failed'] or 0:>6}"
             f"  {s['entries'] or 0:,}"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,12 +31,14 @@ class SweepReport:
     failed: int = 0
     entries: int = 0
     seconds: float = 0.0
+    skipped: int = 0
     failures: list[FetchResult] = field(default_factory=list)
 
     def summary(self) -> str:
         """Say in one line how the sweep went."""
+        stopped = f", {self.skipped} not fetched (stopped)" if self.skipped else ""
         return (
-            f"sweep {self.sweep_id}: {self.ok} charts ok, {self.failed} failed, "
+            f"sweep {self.sweep_id}: {self.ok} charts ok, {self.failed} failed{stopped}, "
             f"{self.entries:,} ranked entries recorded in {self.seconds:.1f}s"
         )
 
@@ -50,9 +53,13 @@ def sweep(
     requests: Iterable[ChartRequest],
     settings: Settings,
     on_result: Callable[[FetchResult], None] = lambda result: None,
+    stop: threading.Event | None = None,
 ) -> SweepReport:
-    """Fetch every requested chart and store each result as it arrives."""
-    return asyncio.run(_sweep(db, list(requests), settings, on_result))
+    """Fetch every requested chart and store each result as it arrives.
+
+    Setting ``stop`` abandons the fetches still in flight; what was stored stays.
+    """
+    return asyncio.run(_sweep(db, list(requests), settings, on_result, stop))
 
 
 async def _sweep(
@@ -60,19 +67,35 @@ async def _sweep(
     requests: list[ChartRequest],
     settings: Settings,
     on_result: Callable[[FetchResult], None],
+    stop: threading.Event | None,
 ) -> SweepReport:
     clock = time.monotonic()
     report = SweepReport(storage.begin_sweep(db, now()))
     gate = asyncio.Semaphore(settings.policy.concurrency)
     async with build_client(settings.policy) as client:
         tasks = [asyncio.create_task(fetch(client, gate, req, settings)) for req in requests]
+        watcher = asyncio.create_task(_cancel_when(stop, tasks)) if stop else None
         for task in asyncio.as_completed(tasks):
-            result = await task
+            try:
+                result = await task
+            except asyncio.CancelledError:
+                report.skipped += 1
+                continue
             _store(db, report, result)
             on_result(result)
+        if watcher:
+            watcher.cancel()
     report.seconds = time.monotonic() - clock
     storage.finish_sweep(db, report.sweep_id, now(), report.ok, report.failed, report.entries)
     return report
+
+
+async def _cancel_when(stop: threading.Event, tasks: list[asyncio.Task[FetchResult]]) -> None:
+    """Cancel the sweep's fetches once stop is set; each observation stays whole."""
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    for task in tasks:
+        task.cancel()
 
 
 async def fetch(

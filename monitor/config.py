@@ -1,10 +1,22 @@
-"""Settings, resolved once from options and the environment and passed down frozen."""
+"""Settings, resolved once from options, the environment and a TOML file, passed down frozen.
+
+Options given on the command line (or through their environment variables) win over
+the file, and the file wins over the defaults.
+"""
 
 from __future__ import annotations
 
+import re
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.errors import UsageError
 
 DEFAULT_DB = "data/rankings.db"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -33,3 +45,128 @@ class Settings:
 
     endpoints: Endpoints = field(default_factory=Endpoints)
     policy: FetchPolicy = field(default_factory=FetchPolicy)
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """One configured chart, in all or some storefronts."""
+
+    store: str = "apple"
+    chart: str = "top-free"
+    device: str | None = None
+    genre: str | None = None
+    countries: tuple[str, ...] | None = None
+    depth: int | None = None
+
+
+def parse_duration(text: str) -> float:
+    """Read a duration such as ``90s``, ``15m``, ``1h`` or ``1h30m`` as seconds."""
+    cleaned = text.strip().lower()
+    parts = _DURATION.findall(cleaned)
+    if not parts or "".join(n + u for n, u in parts) != cleaned:
+        raise UsageError(f"invalid duration {text!r}: use e.g. 90s, 15m, 1h or 1h30m")
+    return sum(float(number) * _UNITS[unit] for number, unit in parts)
+
+
+_TOP_KEYS = {
+    "interval": "a duration such as 90s, 15m or 1h",
+    "jitter": "a duration such as 30s",
+    "concurrency": "an integer from 1 to 64",
+    "timeout": "seconds, a positive number",
+    "retries": "an integer from 0 to 10",
+    "charts": "a list of [[charts]] tables",
+}
+_CHART_KEYS = {
+    "store": "apple",
+    "chart": "top-free, top-paid or top-grossing",
+    "device": "iphone or ipad",
+    "genre": "a store category id, as text",
+    "countries": '"all" or a list of storefront codes',
+    "depth": "an integer, the number of ranks",
+}
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and check a TOML config file; return its settings with durations in seconds."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UsageError(f"cannot read config {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"config {path} is not valid TOML: {error}") from None
+    _check_keys(data, _TOP_KEYS, f"config {path}")
+    settings: dict[str, Any] = {}
+    for key in ("interval", "jitter"):
+        if key in data:
+            settings[key] = parse_duration(_typed(data, key, str, path))
+    settings.update(_numbers(data, path))
+    if "charts" in data:
+        charts = data["charts"]
+        if not isinstance(charts, list) or not charts:
+            raise UsageError(f"config {path}: 'charts' must be {_TOP_KEYS['charts']}")
+        settings["charts"] = tuple(
+            _chart(item, f"{path}: charts[{i}]") for i, item in enumerate(charts)
+        )
+    return settings
+
+
+def _numbers(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    limits: dict[str, tuple[type, float, float]] = {
+        "concurrency": (int, 1, 64),
+        "timeout": (float, 0.1, 3600),
+        "retries": (int, 0, 10),
+    }
+    found = {}
+    for key, (kind, low, high) in limits.items():
+        if key in data:
+            value = data[key]
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or (kind is int and not isinstance(value, int))
+                or not low <= value <= high
+            ):
+                raise UsageError(f"config {path}: '{key}' must be {_TOP_KEYS[key]}, not {value!r}")
+            found[key] = value
+    return found
+
+
+def _chart(item: Any, where: str) -> ChartSpec:
+    if not isinstance(item, dict):
+        raise UsageError(f"config {where} must be a table")
+    _check_keys(item, _CHART_KEYS, f"config {where}")
+    countries = item.get("countries", "all")
+    if countries != "all" and not (
+        isinstance(countries, list) and countries and all(isinstance(c, str) for c in countries)
+    ):
+        raise UsageError(f"config {where}: 'countries' must be {_CHART_KEYS['countries']}")
+    depth = item.get("depth")
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)):
+        raise UsageError(f"config {where}: 'depth' must be {_CHART_KEYS['depth']}")
+    return ChartSpec(
+        store=_typed(item, "store", str, where, "apple"),
+        chart=_typed(item, "chart", str, where, "top-free"),
+        device=_typed(item, "device", str, where, None),
+        genre=_typed(item, "genre", str, where, None),
+        countries=None if countries == "all" else tuple(countries),
+        depth=depth,
+    )
+
+
+def _typed(
+    data: dict[str, Any], key: str, kind: type, where: str | Path, default: Any = None
+) -> Any:
+    value = data.get(key, default)
+    if value is not None and not isinstance(value, kind):
+        allowed = {**_TOP_KEYS, **_CHART_KEYS}[key]
+        raise UsageError(f"config {where}: '{key}' must be {allowed}, not {value!r}")
+    return value
+
+
+def _check_keys(data: dict[str, Any], allowed: dict[str, str], where: str) -> None:
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise UsageError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"allowed keys are {', '.join(allowed)}"
+        )

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,25 +23,74 @@ def stand_in() -> Iterator[StoreStandIn]:
 
 
 @pytest.fixture
-def run_monitor(stand_in: StoreStandIn, tmp_path: Path):
-    """Run the real ``monitor`` command in a subprocess, pointed at the stand-in."""
-    db = tmp_path / "rankings.db"
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "rankings.db"
+
+
+@pytest.fixture
+def monitor_env(stand_in: StoreStandIn, db_path: Path) -> dict[str, str]:
+    """The environment of a ``monitor`` command pointed at the stand-in."""
+    return {
+        **os.environ,
+        "MONITOR_DB": str(db_path),
+        "MONITOR_APPLE_RSS_URL": stand_in.url,
+        "MONITOR_ITUNES_URL": stand_in.url,
+        "MONITOR_PLAY_URL": stand_in.url,
+    }
+
+
+@pytest.fixture
+def run_monitor(monitor_env: dict[str, str], db_path: Path):
+    """Run the real ``monitor`` command to completion in a subprocess."""
 
     def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "MONITOR_DB": str(db),
-            "MONITOR_APPLE_RSS_URL": stand_in.url,
-            "MONITOR_ITUNES_URL": stand_in.url,
-            "MONITOR_PLAY_URL": stand_in.url,
-        }
         return subprocess.run(
             [sys.executable, "-m", "monitor", *args],
-            env=env,
+            env=monitor_env,
             capture_output=True,
             text=True,
             timeout=timeout,
         )
 
-    run.db = db
+    run.db = db_path
     return run
+
+
+@pytest.fixture
+def spawn_monitor(monitor_env: dict[str, str]) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start the real ``monitor`` command in the background; kill leftovers at the end."""
+    started: list[subprocess.Popen[str]] = []
+
+    def spawn(*args: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monitor", *args],
+            env=monitor_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        return process
+
+    yield spawn
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll condition until it returns something truthy, or fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

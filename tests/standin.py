@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class StoreStandIn:
     faults: dict[str, str] = field(default_factory=dict)
     version: int = 0
     hang_seconds: float = 5.0
+    delay: float = 0.0
     requests: list[str] = field(default_factory=list)
 
     def __enter__(self) -> StoreStandIn:
@@ -61,6 +63,7 @@ class StoreStandIn:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 stand_in.requests.append(self.path)
+                time.sleep(stand_in.delay)
                 status, headers, body = stand_in.answer(self.path)
                 self.send_response(status)
                 headers.setdefault("Content-Length", str(len(body)))
@@ -73,7 +76,7 @@ class StoreStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -135,6 +138,14 @@ class StoreStandIn:
             time.sleep(self.hang_seconds)
         page = b"<!DOCTYPE html><html><body><h1>Service unavailable</h1></body></html>"
         return 200, {"Content-Type": "text/html"}, page
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Stays quiet when a client hangs up early, as clients that time out do."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _app(country: str, app_id: int, rank: int) -> App:

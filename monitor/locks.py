@@ -1,0 +1,71 @@
+"""File locks beside the database: one service per file, one sweep at a time.
+
+The kernel drops a lock when its process dies, even by ``kill -9``, so a crash never
+leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from monitor.errors import MonitorError
+
+
+class AlreadyRunning(MonitorError):
+    """Another ``monitor run`` already serves this database."""
+
+
+@contextmanager
+def service_lock(db_path: str | Path) -> Iterator[None]:
+    """Hold the database's service lock, or raise AlreadyRunning naming its holder."""
+    fd = _open(Path(f"{db_path}.run.lock"))
+    try:
+        if not _try_lock(fd):
+            raise AlreadyRunning(
+                f"{db_path} is already used by another 'monitor run' (pid {_holder(fd)}); "
+                "stop that one first"
+            )
+        _claim(fd)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def sweep_lock(db_path: str | Path, on_wait: Callable[[str], None]) -> Iterator[None]:
+    """Hold the database's sweep lock, waiting for a sweep in progress to finish."""
+    fd = _open(Path(f"{db_path}.sweep.lock"))
+    try:
+        if not _try_lock(fd):
+            on_wait(f"waiting for the sweep in progress (pid {_holder(fd)}) to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        _claim(fd)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _open(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _holder(fd: int) -> str:
+    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+
+
+def _claim(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)

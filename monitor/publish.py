@@ -1,0 +1,72 @@
+"""Publish the database with Datasette: its metadata, and a server in a thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from datasette.app import Datasette
+
+from monitor.errors import MonitorError
+
+START_TIMEOUT = 30.0
+
+
+def metadata(db_path: str | Path) -> dict[str, Any]:
+    """Return Datasette metadata (0.65 format) for the database at db_path."""
+    return {
+        "title": "monitor: app-store top charts by country",
+        "description": (
+            "Hourly snapshots of the App Store top charts in every storefront. "
+            "A country with no recent successful fetch is not observed, which is "
+            "different from an app not being ranked there."
+        ),
+        "databases": {
+            Path(db_path).stem: {
+                "tables": {
+                    "rankings": {"description": "One row per observed chart and rank."},
+                    "fetches": {
+                        "description": "One row per attempt to fetch one chart, with errors."
+                    },
+                }
+            }
+        },
+    }
+
+
+def datasette(db_path: str | Path) -> Datasette:
+    """Build the Datasette instance that serves the database."""
+    # Facet suggestions scan every column of a table page; on a history of millions
+    # of rows they cost more than the page itself.
+    return Datasette([str(db_path)], metadata=metadata(db_path),
+                     settings={"suggest_facets": False})
+
+
+@contextmanager
+def serving(db_path: str | Path, host: str, port: int) -> Iterator[uvicorn.Server]:
+    """Serve Datasette from a background thread until the block exits.
+
+    The thread leaves signals to the main thread, which decides how to stop.
+    """
+    config = uvicorn.Config(
+        datasette(db_path).app(), host=host, port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="datasette", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        server.should_exit = True
+        raise MonitorError(f"could not serve Datasette on {host}:{port} (is the port in use?)")
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)

@@ -1,0 +1,141 @@
+"""``monitor run``: sweeps on a schedule, with Datasette beside them, until a signal."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor import collector, publish, schema
+from monitor.charts import ChartRequest, FetchResult
+from monitor.config import Settings
+from monitor.locks import service_lock, sweep_lock
+
+log = logging.getLogger("monitor")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When to sweep: every interval seconds, each run delayed by up to jitter seconds."""
+
+    interval: float
+    jitter: float
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where Datasette listens."""
+
+    host: str
+    port: int
+
+
+def run_service(
+    db_path: str | Path,
+    requests: list[ChartRequest],
+    settings: Settings,
+    schedule: Schedule,
+    listen: Listen | None,
+) -> None:
+    """Sweep on schedule (and serve Datasette) until SIGTERM or SIGINT."""
+    with service_lock(db_path):
+        schema.open_db(db_path).close()
+        stop = _stop_on_signals()
+        scheduler = _start_scheduler(db_path, requests, settings, schedule, stop)
+        try:
+            _serve_until(stop, db_path, listen)
+        finally:
+            stop.set()
+            scheduler.shutdown(wait=True)
+        log.info("stopped")
+
+
+def serve_forever(db_path: str | Path, listen: Listen) -> None:
+    """Serve Datasette alone until SIGTERM or SIGINT."""
+    _serve_until(_stop_on_signals(), db_path, listen)
+
+
+def _serve_until(stop: threading.Event, db_path: str | Path, listen: Listen | None) -> None:
+    server: AbstractContextManager[object] = (
+        publish.serving(db_path, listen.host, listen.port) if listen else nullcontext()
+    )
+    with server:
+        if listen:
+            log.info("Datasette at http://%s:%s/", listen.host, listen.port)
+        while not stop.wait(0.5):
+            pass
+
+
+def _stop_on_signals() -> threading.Event:
+    """Return an event that SIGTERM or SIGINT sets, instead of killing the process."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def _start_scheduler(
+    db_path: str | Path,
+    requests: list[ChartRequest],
+    settings: Settings,
+    schedule: Schedule,
+    stop: threading.Event,
+) -> BackgroundScheduler:
+    # One sweep at a time; runs missed while one was going are coalesced into one.
+    scheduler = BackgroundScheduler(
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+    )
+    scheduler.add_job(
+        _scheduled_sweep,
+        IntervalTrigger(seconds=schedule.interval, jitter=schedule.jitter or None),
+        args=[db_path, requests, settings, stop],
+        next_run_time=datetime.now(UTC),
+        id="sweep",
+        name="sweep",
+    )
+    scheduler.start()
+    return scheduler
+
+
+def sweep_once(
+    db_path: str | Path,
+    requests: list[ChartRequest],
+    settings: Settings,
+    on_result: Callable[[FetchResult], None],
+    on_wait: Callable[[str], None],
+    stop: threading.Event | None = None,
+) -> collector.SweepReport:
+    """Take one sweep under the database's sweep lock, so that sweeps never interleave."""
+    with sweep_lock(db_path, on_wait):
+        db = schema.open_db(db_path)
+        try:
+            return collector.sweep(db, requests, settings, on_result, stop)
+        finally:
+            db.close()
+
+
+def _scheduled_sweep(
+    db_path: str | Path, requests: list[ChartRequest], settings: Settings, stop: threading.Event
+) -> None:
+    report = sweep_once(db_path, requests, settings, _log_failure, log.info, stop)
+    log.info(report.summary())
+
+
+def _log_failure(result: FetchResult) -> None:
+    if result.error is not None:
+        log.warning("failed: %s: %s", result.req.label(), result.error)

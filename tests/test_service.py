@@ -1,0 +1,141 @@
+"""``monitor run`` as a real process: schedule, Datasette, signals, locks and crashes."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+
+import httpx
+
+from conftest import free_port, wait_for
+
+
+def count(db, sql):
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def count_or_zero(db, sql):
+    """Count, or 0 while the service has not yet created the file or its tables."""
+    try:
+        return count(db, sql) if db.exists() else 0
+    except sqlite3.OperationalError:
+        return 0
+
+
+def finished_sweeps(db):
+    return count_or_zero(db, "SELECT COUNT(*) FROM sweeps WHERE finished_at IS NOT NULL")
+
+
+def snapshots(db):
+    return count_or_zero(db, "SELECT COUNT(*) FROM snapshots")
+
+
+def incomplete_snapshots(db):
+    """Snapshots whose ranks are not exactly 1..size."""
+    return count(
+        db,
+        """
+        SELECT COUNT(*) FROM (
+            SELECT s.id FROM snapshots s
+            LEFT JOIN runs r ON r.chart_id = s.chart_id
+                AND r.first_snapshot <= s.id AND r.last_snapshot >= s.id
+            GROUP BY s.id
+            HAVING COUNT(r.rank) != s.size OR MIN(r.rank) != 1 OR MAX(r.rank) != s.size)""",
+    )
+
+
+def test_sweeps_repeat_while_datasette_answers(spawn_monitor, db_path):
+    port = free_port()
+    service = spawn_monitor("run", "--interval", "2s", "--port", str(port))
+    url = f"http://127.0.0.1:{port}/rankings/rankings.json?_size=5"
+    statuses = []
+    deadline = time.monotonic() + 60
+    while finished_sweeps(db_path) < 2 and time.monotonic() < deadline:
+        try:
+            statuses.append(httpx.get(url, timeout=10).status_code)
+        except httpx.TransportError:
+            statuses.append(None)  # not listening yet
+        time.sleep(0.05)
+    assert finished_sweeps(db_path) >= 2
+    answered = [s for s in statuses if s is not None]
+    assert len(answered) >= 5
+    assert all(s == 200 for s in answered), set(answered)
+    assert count(db_path, "SELECT COUNT(*) FROM snapshots") >= 350
+    assert incomplete_snapshots(db_path) == 0
+
+    service.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert service.wait(timeout=10) == 0
+    assert time.monotonic() - started < 10
+    assert "sweep 1: 175 charts ok, 0 failed" in service.stderr.read()
+
+
+def test_sigterm_mid_sweep_stops_within_10s_leaving_whole_charts(spawn_monitor, stand_in, db_path):
+    stand_in.delay = 0.2  # a sweep now takes several seconds
+    service = spawn_monitor("run", "--no-serve", "--interval", "1h")
+    wait_for(
+        lambda: count(db_path, "SELECT COUNT(*) FROM snapshots") if db_path.exists() else 0,
+        30,
+        "the first charts",
+    )
+    service.send_signal(signal.SIGINT)
+    assert service.wait(timeout=10) == 0
+    stored = count(db_path, "SELECT COUNT(*) FROM snapshots")
+    assert 0 < stored < 175
+    assert incomplete_snapshots(db_path) == 0
+    assert "not fetched (stopped)" in service.stderr.read()
+
+
+def test_a_second_service_on_the_same_file_is_refused(spawn_monitor, run_monitor, db_path):
+    first = spawn_monitor("run", "--no-serve", "--interval", "1h")
+    wait_for(lambda: finished_sweeps(db_path), 30, "the first sweep")
+    second = run_monitor("run", "--no-serve", "--interval", "1h", timeout=30)
+    assert second.returncode == 2
+    assert f"pid {first.pid}" in second.stderr
+    assert first.poll() is None
+
+
+def test_collect_waits_for_the_sweep_in_progress(spawn_monitor, run_monitor, stand_in, db_path):
+    stand_in.delay = 0.05
+    spawn_monitor("run", "--no-serve", "--interval", "1h")
+    wait_for(
+        lambda: db_path.exists() and count(db_path, "SELECT COUNT(*) FROM sweeps"),
+        30,
+        "the service's sweep to start",
+    )
+    result = run_monitor("collect", "--country", "us")
+    assert result.returncode == 0, result.stderr
+    assert "waiting for the sweep in progress" in result.stderr
+    sweeps = []
+    with sqlite3.connect(db_path) as conn:
+        sweeps = conn.execute("SELECT started_at, finished_at FROM sweeps ORDER BY id").fetchall()
+    # The collect sweep started only after the service's sweep had finished.
+    assert len(sweeps) == 2
+    assert sweeps[1][0] >= sweeps[0][1]
+
+
+def test_kill_9_mid_sweep_then_restart_leaves_a_sound_file(spawn_monitor, stand_in, db_path):
+    stand_in.delay = 0.1
+    victim = spawn_monitor("run", "--no-serve", "--interval", "1h")
+    wait_for(
+        lambda: (
+            count(db_path, "SELECT COUNT(*) FROM snapshots") >= 20 if db_path.exists() else False
+        ),
+        60,
+        "a sweep under way",
+    )
+    victim.kill()
+    victim.wait(timeout=10)
+    assert finished_sweeps(db_path) == 0
+
+    stand_in.delay = 0
+    survivor = spawn_monitor("run", "--no-serve", "--interval", "1h")
+    wait_for(lambda: finished_sweeps(db_path), 60, "a sweep after the restart")
+    survivor.send_signal(signal.SIGTERM)
+    assert survivor.wait(timeout=10) == 0
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert incomplete_snapshots(db_path) == 0
+    assert count(db_path, "SELECT COUNT(*) FROM snapshots WHERE sweep_id = 2") == 175
