@@ -23,7 +23,7 @@ from monitor.config import (
 )
 from monitor.errors import MonitorError, UsageError
 from monitor.locks import AlreadyRunning
-from monitor.reference import apple_storefronts
+from monitor.reference import apple_genres, apple_storefronts
 from monitor.status import read_status
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -73,7 +73,7 @@ config_option = click.option(
     "config_path",
     envvar="MONITOR_CONFIG",
     type=click.Path(dir_okay=False),
-    help="A TOML config file (or set MONITOR_CONFIG); see monitor.example.toml.",
+    help="A TOML config file (or set MONITOR_CONFIG); see docs/config.example.toml.",
 )
 log_option = click.option(
     "--log-level",
@@ -347,3 +347,10 @@ def countries() -> None:
     """List the storefront codes that --country accepts."""
     for code, name in apple_storefronts().items():
         click.echo(f"{code}\t{name}")
+
+
+@cli.command()
+def genres() -> None:
+    """List the App Store genre ids that --genre accepts."""
+    for genre_id, name in apple_genres().items():
+        click.echo(f"{genre_id}\t{name}")

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 from monitor import storage
 from monitor.charts import ChartRequest, FetchResult
 from monitor.config import Settings
-from monitor.errors import FetchError, InvalidFeed
+from monitor.errors import FetchError
 from monitor.http import build_client, send
 from monitor.sources import SOURCES
 from monitor.sources.payload import utc_iso
@@ -116,7 +116,7 @@ async def fetch(
     fetched_at = now()
     try:
         listing = check_listing(req, source.parse(req, response.content))
-    except InvalidFeed as error:
+    except FetchError as error:
         return FetchResult(
             req, started_at, fetched_at, error=str(error), http_status=response.status_code
         )
