@@ -139,3 +139,20 @@ def test_kill_9_mid_sweep_then_restart_leaves_a_sound_file(spawn_monitor, stand_
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert incomplete_snapshots(db_path) == 0
     assert count(db_path, "SELECT COUNT(*) FROM snapshots WHERE sweep_id = 2") == 175
+
+
+def test_sweeps_longer_than_the_interval_never_overlap(spawn_monitor, stand_in, db_path):
+    stand_in.delay = 0.1  # about 2 s a sweep, against a 1 s interval
+    service = spawn_monitor("run", "--no-serve", "--interval", "1s")
+    wait_for(lambda: finished_sweeps(db_path) >= 3, 60, "three sweeps")
+    service.send_signal(signal.SIGTERM)
+    assert service.wait(timeout=10) == 0
+    with sqlite3.connect(db_path) as conn:
+        spans = conn.execute(
+            "SELECT MIN(id), MAX(id), COUNT(*) FROM snapshots GROUP BY sweep_id ORDER BY sweep_id"
+        ).fetchall()
+    # Overlapping sweeps would interleave their snapshots.
+    for (_, last, _), (first, _, _) in zip(spans, spans[1:], strict=False):
+        assert last < first
+    assert all(size == 175 for _, _, size in spans[:3])
+    assert incomplete_snapshots(db_path) == 0
