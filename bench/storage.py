@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -132,56 +133,63 @@ def bytes_used(path: Path) -> dict[str, int]:
     return dict(rows)
 
 
-def write_project(path: Path, days: int, countries: list[str], seed: int) -> int:
-    """Write the simulation through monitor's storage; return observed entries."""
-    db = schema.open_db(path)
-    sweep, last_hour, observed = 0, -1, 0
-    for hour, result in observations(days, countries, seed):
+@dataclass
+class Written:
+    """What the simulation wrote: observed entries, and seconds spent in each writer."""
+
+    observed: int = 0
+    project_seconds: float = 0.0
+    naive_seconds: float = 0.0
+
+
+def naive_rows(snapshot: int, result: FetchResult) -> list[tuple[str | None, ...]]:
+    """One denormalised text row per observed entry, every field kept."""
+    req, listing = result.req, result.listing
+    assert listing is not None
+    return [
+        (
+            str(snapshot),
+            req.store,
+            req.country,
+            req.chart,
+            req.device,
+            req.genre,
+            result.fetched_at,
+            listing.updated,
+            str(rank),
+            e.app_id,
+            e.name,
+            e.developer,
+        )
+        for rank, e in enumerate(listing.entries, 1)
+    ]
+
+
+def write_both(
+    project_db: Path, naive_db: Path, days: int, countries: list[str], seed: int
+) -> Written:
+    """Write each simulated observation through monitor's storage and the naive table."""
+    db = schema.open_db(project_db)
+    naive = sqlite3.connect(naive_db)
+    naive.execute(f"CREATE TABLE rankings ({', '.join(c + ' TEXT' for c in NAIVE_COLUMNS)})")
+    insert = f"INSERT INTO rankings VALUES ({', '.join('?' * len(NAIVE_COLUMNS))})"
+    written, sweep, last_hour = Written(), 0, -1
+    for snapshot, (hour, result) in enumerate(observations(days, countries, seed), 1):
+        clock = time.perf_counter()
         if hour != last_hour:
             sweep, last_hour = storage.begin_sweep(db, result.started_at), hour
-            progress(f"project: day {hour // 24 + 1}/{days}")
+            progress(f"day {hour // 24 + 1}/{days}")
         storage.record(db, sweep, result)
-        observed += len(result.listing.entries) if result.listing else 0
+        middle = time.perf_counter()
+        naive.executemany(insert, naive_rows(snapshot, result))
+        written.project_seconds += middle - clock
+        written.naive_seconds += time.perf_counter() - middle
+        written.observed += len(result.listing.entries) if result.listing else 0
+    naive.commit()
+    naive.close()
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    return observed
-
-
-def write_naive(path: Path, days: int, countries: list[str], seed: int) -> int:
-    """Write the same simulation as one text row per observed entry."""
-    conn = sqlite3.connect(path)
-    conn.execute(f"CREATE TABLE rankings ({', '.join(c + ' TEXT' for c in NAIVE_COLUMNS)})")
-    observed, last_hour = 0, -1
-    for snapshot, (hour, result) in enumerate(observations(days, countries, seed), 1):
-        if hour != last_hour:
-            last_hour = hour
-            progress(f"naive:   day {hour // 24 + 1}/{days}")
-        req, listing = result.req, result.listing
-        assert listing is not None
-        conn.executemany(
-            f"INSERT INTO rankings VALUES ({', '.join('?' * len(NAIVE_COLUMNS))})",
-            [
-                (
-                    str(snapshot),
-                    req.store,
-                    req.country,
-                    req.chart,
-                    req.device,
-                    req.genre,
-                    result.fetched_at,
-                    listing.updated,
-                    str(rank),
-                    e.app_id,
-                    e.name,
-                    e.developer,
-                )
-                for rank, e in enumerate(listing.entries, 1)
-            ],
-        )
-        observed += len(listing.entries)
-    conn.commit()
-    conn.close()
-    return observed
+    return written
 
 
 def progress(message: str) -> None:
@@ -207,12 +215,8 @@ def main() -> None:
         f"{args.days} days x 24 hourly sweeps x {len(countries)} storefronts "
         f"x {DEPTH} ranks, in {folder}"
     )
-    clock = time.monotonic()
-    observed = write_project(project_db, args.days, countries, args.seed)
-    project_seconds = time.monotonic() - clock
-    clock = time.monotonic()
-    assert write_naive(naive_db, args.days, countries, args.seed) == observed
-    naive_seconds = time.monotonic() - clock
+    written = write_both(project_db, naive_db, args.days, countries, args.seed)
+    observed = written.observed
     progress("")
 
     project, naive = bytes_used(project_db), bytes_used(naive_db)
@@ -223,11 +227,11 @@ def main() -> None:
     project_total, naive_total = sum(project.values()), sum(naive.values())
     print(
         f"project: {project_total:>14,} bytes  {project_total / observed:8.2f} bytes/entry  "
-        f"written in {project_seconds:.0f}s"
+        f"written in {written.project_seconds:.0f}s"
     )
     print(
         f"naive:   {naive_total:>14,} bytes  {naive_total / observed:8.2f} bytes/entry  "
-        f"written in {naive_seconds:.0f}s"
+        f"written in {written.naive_seconds:.0f}s"
     )
     print(
         f"ratio project/naive: {project_total / naive_total:.4f} "
