@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
+import socket
 import sqlite3
 import time
 
@@ -75,11 +77,7 @@ def test_sweeps_repeat_while_datasette_answers(spawn_monitor, db_path):
 def test_sigterm_mid_sweep_stops_within_10s_leaving_whole_charts(spawn_monitor, stand_in, db_path):
     stand_in.delay = 0.2  # a sweep now takes several seconds
     service = spawn_monitor("run", "--no-serve", "--interval", "1h")
-    wait_for(
-        lambda: count(db_path, "SELECT COUNT(*) FROM snapshots") if db_path.exists() else 0,
-        30,
-        "the first charts",
-    )
+    wait_for(lambda: snapshots(db_path), 30, "the first charts")
     service.send_signal(signal.SIGINT)
     assert service.wait(timeout=10) == 0
     stored = count(db_path, "SELECT COUNT(*) FROM snapshots")
@@ -100,32 +98,25 @@ def test_a_second_service_on_the_same_file_is_refused(spawn_monitor, run_monitor
 def test_collect_waits_for_the_sweep_in_progress(spawn_monitor, run_monitor, stand_in, db_path):
     stand_in.delay = 0.05
     spawn_monitor("run", "--no-serve", "--interval", "1h")
-    wait_for(
-        lambda: db_path.exists() and count(db_path, "SELECT COUNT(*) FROM sweeps"),
-        30,
-        "the service's sweep to start",
-    )
+    wait_for(lambda: snapshots(db_path), 30, "the service's sweep to start")
     result = run_monitor("collect", "--country", "us")
     assert result.returncode == 0, result.stderr
     assert "waiting for the sweep in progress" in result.stderr
-    sweeps = []
     with sqlite3.connect(db_path) as conn:
-        sweeps = conn.execute("SELECT started_at, finished_at FROM sweeps ORDER BY id").fetchall()
-    # The collect sweep started only after the service's sweep had finished.
-    assert len(sweeps) == 2
-    assert sweeps[1][0] >= sweeps[0][1]
+        spans = conn.execute(
+            "SELECT sweep_id, MIN(id), MAX(id), COUNT(*) FROM snapshots GROUP BY sweep_id"
+        ).fetchall()
+    # The service's whole sweep was stored before the collect sweep's one chart.
+    assert len(spans) == 2
+    (service_sweep, _, service_last, service_charts), (_, collect_first, _, collect_charts) = spans
+    assert (service_sweep, service_charts, collect_charts) == (1, 175, 1)
+    assert service_last < collect_first
 
 
 def test_kill_9_mid_sweep_then_restart_leaves_a_sound_file(spawn_monitor, stand_in, db_path):
     stand_in.delay = 0.1
     victim = spawn_monitor("run", "--no-serve", "--interval", "1h")
-    wait_for(
-        lambda: (
-            count(db_path, "SELECT COUNT(*) FROM snapshots") >= 20 if db_path.exists() else False
-        ),
-        60,
-        "a sweep under way",
-    )
+    wait_for(lambda: snapshots(db_path) >= 20, 60, "a sweep under way")
     victim.kill()
     victim.wait(timeout=10)
     assert finished_sweeps(db_path) == 0
@@ -152,7 +143,37 @@ def test_sweeps_longer_than_the_interval_never_overlap(spawn_monitor, stand_in, 
             "SELECT MIN(id), MAX(id), COUNT(*) FROM snapshots GROUP BY sweep_id ORDER BY sweep_id"
         ).fetchall()
     # Overlapping sweeps would interleave their snapshots.
-    for (_, last, _), (first, _, _) in zip(spans, spans[1:], strict=False):
+    for (_, last, _), (first, _, _) in itertools.pairwise(spans):
         assert last < first
     assert all(size == 175 for _, _, size in spans[:3])
     assert incomplete_snapshots(db_path) == 0
+
+
+def test_serve_alone_publishes_with_metadata_and_stops_on_sigterm(spawn_monitor, run_monitor):
+    assert run_monitor("collect", "--country", "us").returncode == 0
+    port = free_port()
+    server = spawn_monitor("serve", "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+
+    def answer(path):
+        try:
+            return httpx.get(url + path, timeout=10)
+        except httpx.TransportError:
+            return None
+
+    rows = wait_for(
+        lambda: answer("/rankings/rankings.json?_shape=array&_size=3"), 30, "Datasette to listen"
+    ).json()
+    assert [row["rank"] for row in rows] == [1, 2, 3]
+    assert answer("/-/metadata.json").json()["title"].startswith("monitor")
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=10) == 0
+
+
+def test_serve_on_a_port_in_use_says_so(run_monitor):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = run_monitor("serve", "--port", str(busy.getsockname()[1]), timeout=60)
+    assert result.returncode == 1
+    assert "could not serve Datasette on 127.0.0.1" in result.stderr
