@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -9,9 +10,8 @@ from typing import Any
 
 import click
 
-from monitor import __version__, schema, selection, service
+from monitor import __version__, claims, collector, schema, selection
 from monitor.charts import CHARTS, DEVICES, STORES, ChartRequest, FetchResult
-from monitor.collector import SweepReport
 from monitor.config import (
     DEFAULT_DB,
     ChartSpec,
@@ -216,12 +216,14 @@ def collect(
     sys.exit(1 if report.failed else 0)
 
 
-def _sweep_with_progress(db: str, requests: list[ChartRequest], settings: Settings) -> SweepReport:
+def _sweep_with_progress(
+    db: str, requests: list[ChartRequest], settings: Settings
+) -> collector.SweepReport:
     def wait(message: str) -> None:
         click.echo(message, err=True)
 
     if not sys.stderr.isatty():
-        return service.sweep_once(db, requests, settings, lambda result: None, wait)
+        return collector.sweep_once(db, requests, settings, lambda result: None, wait)
     with click.progressbar(
         length=len(requests), label="Collecting", file=sys.stderr, show_pos=True
     ) as bar:
@@ -229,7 +231,7 @@ def _sweep_with_progress(db: str, requests: list[ChartRequest], settings: Settin
         def advance(result: FetchResult) -> None:
             bar.update(1)
 
-        return service.sweep_once(db, requests, settings, advance, wait)
+        return collector.sweep_once(db, requests, settings, advance, wait)
 
 
 @cli.command()
@@ -266,6 +268,8 @@ def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None
     _configure_logging(log_level)
     settings, file = resolve(given)
     requests = chart_requests(file.get("charts", selection.DEFAULT_CHARTS), "config charts")
+    from monitor import service  # Datasette and the scheduler load only for the service
+
     schedule = service.Schedule(file["interval"], file["jitter"])
     try:
         service.run_service(
@@ -292,6 +296,8 @@ def serve(db: str, host: str, port: int, log_level: str) -> None:
     """Serve the database with Datasette alone, with monitor's metadata."""
     _configure_logging(log_level)
     schema.open_db(db).close()
+    from monitor import service  # Datasette loads only when serving
+
     try:
         service.serve_forever(db, service.Listen(host, port))
     except MonitorError as error:
@@ -305,6 +311,38 @@ def _configure_logging(level: str) -> None:
     if level != "debug":
         for chatty in ("apscheduler", "httpx"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+@cli.command()
+@click.argument("app")
+@click.option("--at", metavar="TIME", help="When, in ISO 8601 (default: now); naive is UTC.")
+@click.option(
+    "--max-age",
+    type=Duration(),
+    default="6h",
+    show_default=True,
+    help="Oldest observation that still counts a country as observed.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@db_option
+def claim(app: str, at: str | None, max_age: float, as_json: bool, db: str) -> None:
+    """Say where APP ranks: per chart, the countries where it is No. 1, top 10, top 100.
+
+    APP is a store id, or part of a name (any storefront's, at any time). Every answer
+    says which countries were observed, since a country not observed is not the same
+    as a country where the app is not ranked.
+    """
+    database = schema.open_db(db)
+    try:
+        found = claims.find_app(database, app)
+        result = claims.claim(database, found, claims.normalise_time(at), max_age)
+    except UsageError as error:
+        raise Refused(str(error)) from None
+    click.echo(
+        json.dumps(result.to_json(), ensure_ascii=False, indent=2)
+        if as_json
+        else claims.describe(result)
+    )
 
 
 @cli.command()

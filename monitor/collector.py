@@ -8,15 +8,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 from sqlite_utils import Database
 
-from monitor import storage
+from monitor import schema, storage
 from monitor.charts import ChartRequest, FetchResult
 from monitor.config import Settings
 from monitor.errors import FetchError
 from monitor.http import build_client, send
+from monitor.locks import sweep_lock
 from monitor.sources import SOURCES
 from monitor.sources.payload import utc_iso
 from monitor.validate import check_listing
@@ -133,3 +135,20 @@ def _store(db: Database, report: SweepReport, result: FetchResult) -> None:
     else:
         report.ok += 1
         report.entries += len(result.listing.entries)
+
+
+def sweep_once(
+    db_path: str | Path,
+    requests: list[ChartRequest],
+    settings: Settings,
+    on_result: Callable[[FetchResult], None],
+    on_wait: Callable[[str], None],
+    stop: threading.Event | None = None,
+) -> SweepReport:
+    """Take one sweep under the database's sweep lock, so that sweeps never interleave."""
+    with sweep_lock(db_path, on_wait):
+        db = schema.open_db(db_path)
+        try:
+            return sweep(db, requests, settings, on_result, stop)
+        finally:
+            db.close()

@@ -113,6 +113,23 @@ def m001_initial(db: Database) -> None:
     db.create_view("fetches", FETCHES_VIEW, ignore=True)
 
 
+@migrations()
+def m002_app_labels_and_number_ones(db: Database) -> None:
+    """Index which names each app was shown under, and the runs at No. 1."""
+    db.execute(
+        """CREATE TABLE app_labels (
+            label INTEGER NOT NULL REFERENCES labels(id),
+            app INTEGER NOT NULL REFERENCES apps(id),
+            PRIMARY KEY (label, app)
+        ) WITHOUT ROWID"""
+    )
+    db.table("app_labels").create_index(["app"])
+    db.execute("INSERT INTO app_labels (label, app) SELECT DISTINCT label, app FROM runs")
+    db.execute(
+        "CREATE INDEX idx_runs_number_one ON runs (app, chart_id, first_snapshot) WHERE rank = 1"
+    )
+
+
 def open_db(path: str | Path) -> Database:
     """Open (creating if need be) the database in WAL mode, with migrations applied."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import collector, publish, schema
 from monitor.charts import ChartRequest, FetchResult
 from monitor.config import Settings
-from monitor.locks import service_lock, sweep_lock
+from monitor.locks import service_lock
 
 log = logging.getLogger("monitor")
 
@@ -112,27 +111,10 @@ def _start_scheduler(
     return scheduler
 
 
-def sweep_once(
-    db_path: str | Path,
-    requests: list[ChartRequest],
-    settings: Settings,
-    on_result: Callable[[FetchResult], None],
-    on_wait: Callable[[str], None],
-    stop: threading.Event | None = None,
-) -> collector.SweepReport:
-    """Take one sweep under the database's sweep lock, so that sweeps never interleave."""
-    with sweep_lock(db_path, on_wait):
-        db = schema.open_db(db_path)
-        try:
-            return collector.sweep(db, requests, settings, on_result, stop)
-        finally:
-            db.close()
-
-
 def _scheduled_sweep(
     db_path: str | Path, requests: list[ChartRequest], settings: Settings, stop: threading.Event
 ) -> None:
-    report = sweep_once(db_path, requests, settings, _log_failure, log.info, stop)
+    report = collector.sweep_once(db_path, requests, settings, _log_failure, log.info, stop)
     log.info(report.summary())
 
 

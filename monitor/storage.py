@@ -114,16 +114,18 @@ def _advance_runs(
     if changed:
         apps = _app_ids(db, store, list(changed.values()))
         labels = _label_ids(db, list(changed.values()))
-        db.table("runs").insert_all(
-            {
-                "chart_id": chart_id,
-                "last_snapshot": OPEN,
-                "rank": rank,
-                "first_snapshot": snapshot_id,
-                "app": apps[e.app_id],
-                "label": labels[(e.name, e.developer or "")],
-            }
+        new_runs = [
+            (chart_id, OPEN, rank, snapshot_id, apps[e.app_id], labels[(e.name, e.developer or "")])
             for rank, e in changed.items()
+        ]
+        db.conn.executemany(
+            "INSERT INTO runs (chart_id, last_snapshot, rank, first_snapshot, app, label) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            new_runs,
+        )
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO app_labels (label, app) VALUES (?, ?)",
+            [(label, app) for *_, app, label in new_runs],
         )
 
 

@@ -1,0 +1,245 @@
+"""Answer "where does this app rank, and since when?" with its coverage, per chart.
+
+Built on the SQL in ``monitor.queries``, the same that Datasette's canned queries run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from monitor import queries
+from monitor.errors import UsageError
+from monitor.sources.payload import utc_iso
+
+ChartKey = tuple[str, str, str | None, str | None]
+FIND_LIMIT = 50
+
+
+class AppNotFound(UsageError):
+    """No app has that id or a name containing that text."""
+
+
+class AmbiguousApp(UsageError):
+    """More than one app matches; the message lists them."""
+
+
+@dataclass(frozen=True)
+class App:
+    """An app as a store knows it."""
+
+    store: str
+    app_id: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class Span:
+    """An unbroken stretch of observations at No. 1 in one country."""
+
+    first_at: str
+    last_at: str
+    last_snapshot: int
+
+    @property
+    def hours(self) -> float:
+        """Length from the first to the last observation, in hours."""
+        return round((_parse(self.last_at) - _parse(self.first_at)).total_seconds() / 3600, 1)
+
+
+@dataclass
+class ChartClaim:
+    """One chart's answer: where the app ranks, where it was observed, and its runs."""
+
+    key: ChartKey
+    ranks: dict[str, int] = field(default_factory=dict)
+    observed: list[str] = field(default_factory=list)
+    not_observed: list[str] = field(default_factory=list)
+    observed_at: dict[str, str] = field(default_factory=dict)
+    since: dict[str, str] = field(default_factory=dict)
+    longest: dict[str, Span] = field(default_factory=dict)
+    peak: tuple[int, str] | None = None
+
+    def within(self, depth: int) -> list[str]:
+        """Return the sorted countries where the app ranks at depth or better."""
+        return sorted(cc for cc, rank in self.ranks.items() if rank <= depth)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the stable JSON form of this chart's claim."""
+        store, chart, device, genre = self.key
+        return {
+            "store": store,
+            "chart": chart,
+            "device": device,
+            "genre": genre,
+            "countries_observed": len(self.observed),
+            "number_one": self.within(1),
+            "top_10": self.within(10),
+            "top_100": self.within(100),
+            "ranks": dict(sorted(self.ranks.items())),
+            "not_observed": sorted(self.not_observed),
+            "number_one_since": dict(sorted(self.since.items())),
+            "longest_number_one": {
+                cc: {"from": s.first_at, "to": s.last_at, "hours": s.hours}
+                for cc, s in sorted(self.longest.items())
+            },
+            "peak_number_one": (
+                {"countries": self.peak[0], "at": self.peak[1]} if self.peak else None
+            ),
+        }
+
+
+@dataclass
+class Claim:
+    """Where an app ranks at a time, per chart."""
+
+    app: App
+    at: str
+    max_age: float
+    charts: list[ChartClaim]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the stable JSON form of the claim."""
+        return {
+            "app": {"store": self.app.store, "app_id": self.app.app_id, "name": self.app.name},
+            "at": self.at,
+            "max_age_seconds": self.max_age,
+            "charts": [chart.to_json() for chart in self.charts],
+        }
+
+
+def normalise_time(text: str | None) -> str:
+    """Read an ISO 8601 time (a naive one is UTC; none is now) as ``...Z`` text."""
+    if not text:
+        return utc_iso(datetime.now(UTC))
+    try:
+        return utc_iso(datetime.fromisoformat(text))
+    except ValueError:
+        raise UsageError(f"invalid time {text!r}: use e.g. 2025-01-28T12:00:00Z") from None
+
+
+def find_app(db: Database, query: str) -> App:
+    """Find the one app whose id is query, or one of whose names contains it."""
+    pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = list(db.query(queries.FIND_APP, {"query": query, "pattern": pattern}))
+    exact = [row for row in rows if row["app_id"] == query]
+    matches = exact or rows
+    if not matches:
+        raise AppNotFound(f"no app has the id {query!r} or a name containing it")
+    if len(matches) > 1:
+        listed = "\n".join(f"  {r['store']} {r['app_id']}  {r['name']}" for r in matches)
+        raise AmbiguousApp(f"{len(matches)} apps match {query!r}; give one of their ids:\n{listed}")
+    return App(**matches[0])
+
+
+def claim(db: Database, app: App, at: str, max_age: float = queries.MAX_AGE_SECONDS) -> Claim:
+    """Say, per chart, where app ranks at time at, with coverage and its runs at No. 1."""
+    params = {"app": app.app_id, "at": at, "max_age": int(max_age)}
+    charts: dict[ChartKey, ChartClaim] = {}
+    at_snapshot: dict[tuple[ChartKey, str], int] = {}
+    for row in db.query(queries.CLAIM, params):
+        if row["store"] != app.store:
+            continue
+        key = (row["store"], row["chart"], row["device"], row["genre"])
+        chart = charts.setdefault(key, ChartClaim(key))
+        if row["coverage"] != "observed":
+            chart.not_observed.append(row["country"])
+            continue
+        chart.observed.append(row["country"])
+        chart.observed_at[row["country"]] = row["observed_at"]
+        at_snapshot[(key, row["country"])] = row["snapshot_id"]
+        if row["rank"] is not None:
+            chart.ranks[row["country"]] = row["rank"]
+    _add_runs(db, app, params, charts, at_snapshot)
+    return Claim(app, at, max_age, [charts[key] for key in sorted(charts, key=_sort_key)])
+
+
+def _add_runs(
+    db: Database,
+    app: App,
+    params: dict[str, Any],
+    charts: dict[ChartKey, ChartClaim],
+    at_snapshot: dict[tuple[ChartKey, str], int],
+) -> None:
+    for (key, country), spans in _number_one_spans(db, app, params).items():
+        chart = charts.get(key)
+        if chart is None:
+            continue
+        chart.longest[country] = max(spans, key=lambda span: span.hours)
+        current = spans[-1]
+        if chart.ranks.get(country) == 1 and current.last_snapshot == at_snapshot[(key, country)]:
+            chart.since[country] = current.first_at
+    for row in db.query(queries.NUMBER_ONE_PEAKS, params):
+        key = (row["store"], row["chart"], row["device"], row["genre"])
+        if key in charts and charts[key].peak is None:
+            charts[key].peak = (row["countries"], row["at"])
+
+
+def _number_one_spans(
+    db: Database, app: App, params: dict[str, Any]
+) -> dict[tuple[ChartKey, str], list[Span]]:
+    """Merge runs at No. 1 that follow each other (a rename splits a run) into spans."""
+    spans: dict[tuple[ChartKey, str], list[Span]] = defaultdict(list)
+    for row in db.query(queries.NUMBER_ONE_RUNS, params):
+        if row["store"] != app.store or row["last_snapshot"] is None:
+            continue
+        where = ((row["store"], row["chart"], row["device"], row["genre"]), row["country"])
+        found = spans[where]
+        if found and found[-1].last_snapshot == row["previous_snapshot"]:
+            found[-1] = Span(found[-1].first_at, row["last_at"], row["last_snapshot"])
+        else:
+            found.append(Span(row["first_at"], row["last_at"], row["last_snapshot"]))
+    return spans
+
+
+def _sort_key(key: ChartKey) -> tuple[str, ...]:
+    return tuple(part or "" for part in key)
+
+
+def _parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment)
+
+
+def describe(result: Claim) -> str:
+    """Render a claim as text for people: per chart, coverage, lists and a table."""
+    app = result.app
+    lines = [
+        f"{app.name} ({app.store} {app.app_id}) at {result.at}. A country is observed when "
+        f"its chart was fetched at most {result.max_age / 3600:g}h before.",
+    ]
+    if not result.charts:
+        lines.append("\nNo chart of this store has been collected.")
+    for chart in result.charts:
+        lines.extend(["", *_describe_chart(chart)])
+    return "\n".join(lines)
+
+
+def _describe_chart(chart: ChartClaim) -> list[str]:
+    store, name, device, genre = chart.key
+    title = " ".join(part for part in (store, name, device) if part)
+    lines = [
+        f"{title}, {'genre ' + genre if genre else 'all genres'}: observed in "
+        f"{len(chart.observed)} countries, not observed in {len(chart.not_observed)}"
+    ]
+    for label, depth in (("No. 1", 1), ("Top 10", 10), ("Top 100", 100)):
+        countries = chart.within(depth)
+        lines.append(f"  {label} in {len(countries)}: {', '.join(countries) or '-'}")
+    if chart.peak:
+        lines.append(f"  Peak at No. 1: {chart.peak[0]} countries, in the sweep of {chart.peak[1]}")
+    if chart.ranks:
+        lines.append(
+            f"\n  {'country':8} {'rank':>4}  {'observed at':20}  {'No. 1 since':20}  "
+            "longest run at No. 1"
+        )
+    for country, rank in sorted(chart.ranks.items(), key=lambda item: (item[1], item[0])):
+        span = chart.longest.get(country)
+        longest = f"{span.hours:g}h, {span.first_at} to {span.last_at}" if span else "-"
+        lines.append(
+            f"  {country:8} {rank:>4}  {chart.observed_at[country]:20}  "
+            f"{chart.since.get(country, '-'):20}  {longest}"
+        )
+    return lines

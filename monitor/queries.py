@@ -1,0 +1,231 @@
+"""The SQL behind ``monitor claim`` and Datasette's canned queries: one source for both.
+
+A country is *observed* at time T when the latest successful observation of a chart at
+or before T is no older than the maximum age; otherwise it is *not observed*, which is
+never the same as *not ranked*. Times are text in ``YYYY-MM-DDTHH:MM:SSZ``; a blank
+``:at`` means now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_AGE_SECONDS = 6 * 3600
+
+# Normalise :at to the stored format; SQLite reads ISO 8601, with or without "Z".
+_AT = "strftime('%Y-%m-%dT%H:%M:%SZ', coalesce(nullif(:at, ''), 'now'))"
+_OLDEST = "strftime('%Y-%m-%dT%H:%M:%SZ', p.at, '-' || :max_age || ' seconds')"
+
+# The latest observation of chart c at or before p.at, through (chart_id, fetched_at).
+_LATEST_SNAPSHOT = """(SELECT s.id FROM snapshots s WHERE s.chart_id = c.id AND s.fetched_at <= p.at
+     ORDER BY s.fetched_at DESC, s.id DESC LIMIT 1)"""
+
+# An app's rank in one observation: its latest run starting at or before the
+# snapshot, if that run is still current then. An app holds one rank at a time.
+_RANK_IN_SNAPSHOT = """(SELECT CASE WHEN r.last_snapshot >= {snapshot} THEN r.rank END
+     FROM runs r WHERE r.app = {app} AND r.chart_id = {chart} AND r.first_snapshot <= {snapshot}
+     ORDER BY r.first_snapshot DESC LIMIT 1)"""
+
+_CLAIM_RANK = _RANK_IN_SNAPSHOT.format(
+    snapshot="seen.snapshot_id", app="seen.app", chart="seen.chart_id"
+)
+
+CLAIM = f"""WITH p AS (SELECT {_AT} AS at),
+target AS (SELECT id, store FROM apps WHERE app_id = :app),
+latest AS (
+  SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country, t.id AS app,
+    {_LATEST_SNAPSHOT} AS snapshot_id
+  FROM charts c JOIN target t ON t.store = c.store, p
+),
+seen AS (
+  SELECT l.*, s.fetched_at, s.fetched_at >= {_OLDEST} AS fresh
+  FROM latest l, p LEFT JOIN snapshots s ON s.id = l.snapshot_id
+)
+SELECT store, chart, device, genre, country,
+  CASE WHEN fresh THEN {_CLAIM_RANK} END AS rank,
+  CASE WHEN fresh THEN 'observed' WHEN fetched_at IS NULL THEN 'never observed'
+       ELSE 'not observed: too old' END AS coverage,
+  fetched_at AS observed_at, snapshot_id
+FROM seen
+ORDER BY store, chart, device, genre, rank IS NULL, rank, country"""
+
+TOP_CHART = f"""WITH p AS (SELECT {_AT} AS at),
+chart AS (
+  SELECT c.id FROM charts c
+  WHERE c.country = lower(:country) AND c.chart = coalesce(nullif(:chart, ''), 'top-free')
+    AND c.device IS nullif(:device, '') AND c.genre IS NULL
+),
+snap AS (
+  SELECT s.id, s.chart_id, s.fetched_at FROM snapshots s, chart c, p
+  WHERE s.chart_id = c.id AND s.fetched_at <= p.at AND s.fetched_at >= {_OLDEST}
+  ORDER BY s.fetched_at DESC, s.id DESC LIMIT 1
+)
+SELECT r.rank, a.icon_url AS icon, l.name AS app_name, NULLIF(l.developer, '') AS developer,
+  a.store, a.app_id, snap.fetched_at AS observed_at, snap.id AS snapshot_id
+FROM snap
+JOIN runs r ON r.chart_id = snap.chart_id AND r.last_snapshot >= snap.id
+  AND r.first_snapshot <= snap.id
+JOIN apps a ON a.id = r.app
+JOIN labels l ON l.id = r.label
+ORDER BY r.rank"""
+
+APP_HISTORY = """SELECT s.fetched_at, c.store, c.chart, c.device, c.genre, c.country, r.rank,
+  l.name AS app_name, s.id AS snapshot_id
+FROM apps a
+JOIN runs r ON r.app = a.id
+JOIN charts c ON c.id = r.chart_id
+JOIN snapshots s ON s.chart_id = r.chart_id AND s.id BETWEEN r.first_snapshot AND r.last_snapshot
+JOIN labels l ON l.id = r.label
+WHERE a.app_id = :app AND (nullif(:country, '') IS NULL OR c.country = lower(:country))
+ORDER BY s.fetched_at, c.store, c.chart, c.device, c.genre, c.country"""
+
+NUMBER_ONES = f"""WITH p AS (SELECT {_AT} AS at),
+latest AS (
+  SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
+    {_LATEST_SNAPSHOT} AS snapshot_id
+  FROM charts c, p
+)
+SELECT l.store, l.chart, l.device, l.genre, l.country, a.icon_url AS icon,
+  lb.name AS app_name, a.app_id, s.fetched_at AS observed_at, s.id AS snapshot_id
+FROM latest l, p
+JOIN snapshots s ON s.id = l.snapshot_id
+JOIN runs r ON r.chart_id = l.chart_id AND r.last_snapshot >= s.id AND r.rank = 1
+  AND r.first_snapshot <= s.id
+JOIN apps a ON a.id = r.app
+JOIN labels lb ON lb.id = r.label
+WHERE s.fetched_at >= {_OLDEST}
+ORDER BY l.store, l.chart, l.device, l.genre, l.country"""
+
+MOVERS = """WITH pairs AS (
+  SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
+    (SELECT MAX(id) FROM snapshots WHERE chart_id = c.id) AS now_id
+  FROM charts c
+),
+spans AS (
+  SELECT pairs.*, (SELECT b.id FROM snapshots b, snapshots n
+     WHERE n.id = pairs.now_id AND b.chart_id = pairs.chart_id
+       AND b.fetched_at <= strftime('%Y-%m-%dT%H:%M:%SZ', n.fetched_at,
+                                    '-' || coalesce(nullif(:hours, ''), 24) || ' hours')
+     ORDER BY b.fetched_at DESC, b.id DESC LIMIT 1) AS before_id
+  FROM pairs WHERE now_id IS NOT NULL
+),
+now AS (
+  SELECT sp.*, r.app, r.rank, r.label FROM spans sp
+  JOIN runs r ON r.chart_id = sp.chart_id AND r.last_snapshot >= sp.now_id
+    AND r.first_snapshot <= sp.now_id
+  WHERE sp.before_id IS NOT NULL
+),
+moves AS (
+  SELECT n.*, (SELECT r.rank FROM runs r WHERE r.chart_id = n.chart_id AND r.app = n.app
+      AND r.first_snapshot <= n.before_id AND r.last_snapshot >= n.before_id) AS rank_before
+  FROM now n
+)
+SELECT m.store, m.chart, m.device, m.genre, m.country, a.app_id, l.name AS app_name,
+  m.rank_before, m.rank AS rank_now,
+  CASE WHEN m.rank_before IS NULL THEN 'new entry'
+       WHEN m.rank < m.rank_before THEN 'climb' ELSE 'fall' END AS movement,
+  m.rank_before - m.rank AS places
+FROM moves m
+JOIN apps a ON a.id = m.app
+JOIN labels l ON l.id = m.label
+WHERE m.rank_before IS NULL OR m.rank_before != m.rank
+ORDER BY abs(coalesce(m.rank_before, 1000) - m.rank) DESC, m.country, m.rank
+LIMIT 500"""
+
+COVERAGE = """SELECT substr(t.started_at, 1, 10) AS day, c.store, c.country,
+  SUM(t.status = 'ok') AS ok, SUM(t.status = 'error') AS errors,
+  ROUND(100.0 * SUM(t.status = 'ok') / COUNT(*), 1) AS success_percent
+FROM attempts t
+JOIN charts c ON c.id = t.chart_id
+WHERE t.sweep_id >= coalesce((SELECT MIN(id) FROM sweeps
+  WHERE started_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-30 days')),
+  (SELECT MAX(id) + 1 FROM sweeps))
+GROUP BY day, c.store, c.country
+ORDER BY day DESC, success_percent, c.store, c.country"""
+
+# The runs at No. 1 of an app, with the observations that bound them, up to :at.
+NUMBER_ONE_RUNS = f"""WITH p AS (SELECT {_AT} AS at)
+SELECT c.store, c.chart, c.device, c.genre, c.country, r.first_snapshot,
+  f.fetched_at AS first_at,
+  (SELECT MAX(b.id) FROM snapshots b WHERE b.chart_id = c.id AND b.id < r.first_snapshot)
+    AS previous_snapshot,
+  (SELECT e.id FROM snapshots e WHERE e.chart_id = c.id AND e.id <= r.last_snapshot
+     AND e.fetched_at <= p.at ORDER BY e.id DESC LIMIT 1) AS last_snapshot,
+  (SELECT e.fetched_at FROM snapshots e WHERE e.chart_id = c.id AND e.id <= r.last_snapshot
+     AND e.fetched_at <= p.at ORDER BY e.id DESC LIMIT 1) AS last_at
+FROM apps a
+JOIN runs r ON r.app = a.id AND r.rank = 1
+JOIN charts c ON c.id = r.chart_id
+JOIN snapshots f ON f.id = r.first_snapshot, p
+WHERE a.app_id = :app AND f.fetched_at <= p.at
+ORDER BY c.store, c.chart, c.device, c.genre, c.country, r.first_snapshot"""
+
+# How many countries had the app at No. 1 in each sweep, per chart, up to :at.
+NUMBER_ONE_PEAKS = f"""WITH p AS (SELECT {_AT} AS at)
+SELECT c.store, c.chart, c.device, c.genre, s.sweep_id, MIN(s.fetched_at) AS at,
+  COUNT(*) AS countries
+FROM apps a
+JOIN runs r ON r.app = a.id AND r.rank = 1
+JOIN charts c ON c.id = r.chart_id
+JOIN snapshots s ON s.chart_id = r.chart_id AND s.id BETWEEN r.first_snapshot AND r.last_snapshot, p
+WHERE a.app_id = :app AND s.fetched_at <= p.at
+GROUP BY c.store, c.chart, c.device, c.genre, s.sweep_id
+ORDER BY c.store, c.chart, c.device, c.genre, countries DESC, s.sweep_id"""
+
+# Apps whose id is :query, or one of whose names matches the LIKE :pattern.
+FIND_APP = """SELECT a.store, a.app_id,
+  (SELECT l.name FROM runs r JOIN labels l ON l.id = r.label WHERE r.app = a.id
+   ORDER BY r.first_snapshot DESC LIMIT 1) AS name
+FROM apps a
+WHERE a.app_id = :query OR a.id IN (
+  SELECT al.app FROM labels l JOIN app_labels al ON al.label = l.id
+  WHERE l.name LIKE :pattern ESCAPE '\\')
+ORDER BY a.app_id = :query DESC, a.store, a.app_id
+LIMIT 50"""  # claims.FIND_LIMIT
+
+
+@dataclass(frozen=True)
+class Canned:
+    """A canned query as Datasette shows it."""
+
+    title: str
+    description: str
+    sql: str
+
+
+CANNED = {
+    "claim": Canned(
+        "Where an app ranks at a time",
+        "For every chart and country: the app's rank in the latest observation at or "
+        "before `at` (blank for now), if that observation is at most 6 hours old. "
+        "'not observed' is not the same as 'not ranked'. `app` is the store's app id.",
+        CLAIM.replace(":max_age", str(MAX_AGE_SECONDS)),
+    ),
+    "top_chart": Canned(
+        "A chart as it stood at a time",
+        "The whole chart of a country at `at` (blank for now), from the latest observation "
+        "at most 6 hours older. `chart`: top-free, top-paid or top-grossing; `device`: "
+        "iphone or ipad, blank for Google Play.",
+        TOP_CHART.replace(":max_age", str(MAX_AGE_SECONDS)),
+    ),
+    "app_history": Canned(
+        "An app's rank over time",
+        "Every observation in which the app was ranked, in one country (blank for all).",
+        APP_HISTORY,
+    ),
+    "number_ones": Canned(
+        "The No. 1 app of every country",
+        "For every chart and country observed within 6 hours of `at` (blank for now).",
+        NUMBER_ONES.replace(":max_age", str(MAX_AGE_SECONDS)),
+    ),
+    "movers": Canned(
+        "Biggest climbs, falls and new entries",
+        "Each chart's latest observation against the one `hours` earlier (blank for 24).",
+        MOVERS,
+    ),
+    "coverage": Canned(
+        "Fetch success per storefront",
+        "Successful and failed fetches per day and storefront, over the last 30 days.",
+        COVERAGE,
+    ),
+}
