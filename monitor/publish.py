@@ -7,44 +7,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from datasette.app import Datasette
 
 from monitor.errors import MonitorError
+from monitor.metadata import metadata
 
 START_TIMEOUT = 30.0
-
-
-def metadata(db_path: str | Path) -> dict[str, Any]:
-    """Return Datasette metadata (0.65 format) for the database at db_path."""
-    return {
-        "title": "monitor: app-store top charts by country",
-        "description": (
-            "Hourly snapshots of the App Store top charts in every storefront. "
-            "A country with no recent successful fetch is not observed, which is "
-            "different from an app not being ranked there."
-        ),
-        "databases": {
-            Path(db_path).stem: {
-                "tables": {
-                    "rankings": {"description": "One row per observed chart and rank."},
-                    "fetches": {
-                        "description": "One row per attempt to fetch one chart, with errors."
-                    },
-                }
-            }
-        },
-    }
 
 
 def datasette(db_path: str | Path) -> Datasette:
     """Build the Datasette instance that serves the database."""
     # Facet suggestions scan every column of a table page; on a history of millions
     # of rows they cost more than the page itself.
-    return Datasette([str(db_path)], metadata=metadata(db_path),
-                     settings={"suggest_facets": False})
+    return Datasette([str(db_path)], metadata=metadata(db_path), settings={"suggest_facets": False})
 
 
 @contextmanager

@@ -1,0 +1,157 @@
+"""Datasette metadata, in the 0.65 format: descriptions, label columns and canned queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from monitor import queries
+
+TITLE = "monitor: app-store top charts by country"
+DESCRIPTION = (
+    "Snapshots of the App Store top charts in every storefront, kept since the collector "
+    "started. A country whose chart has no recent successful fetch is not observed, which "
+    "is never the same as an app not being ranked there: see fetches for every attempt."
+)
+
+_CHART_COLUMNS = {
+    "store": "apple or play",
+    "country": "Storefront, ISO 3166-1 alpha-2 in lower case",
+    "chart": "top-free, top-paid or top-grossing",
+    "device": "iphone or ipad; empty for Google Play",
+    "genre": "The store's category id; empty for the overall chart",
+}
+
+TABLES: dict[str, dict[str, Any]] = {
+    "rankings": {
+        "description": "One row per observed chart and rank: the public surface to query.",
+        "columns": {
+            "snapshot_id": "The observation (one fetch of one chart) this rank comes from",
+            **_CHART_COLUMNS,
+            "fetched_at": "When the response arrived, UTC",
+            "rank": "Position in the chart, from 1",
+            "app_id": "The store's id: Apple's numeric id, or the Play package name",
+            "app_name": "The name as that storefront showed it at that time",
+            "developer": "The developer as that storefront showed it",
+        },
+    },
+    "fetches": {
+        "description": "One row per attempt to fetch one chart. A failure is never a chart.",
+        "columns": {
+            "id": "The attempt",
+            **_CHART_COLUMNS,
+            "started_at": "When the fetch started, UTC",
+            "status": "ok, or error",
+            "http_status": "The store's HTTP status, where it answered",
+            "error": "What went wrong, for people",
+            "snapshot_id": "The observation stored, for a successful fetch",
+        },
+    },
+    "snapshots": {
+        "description": "One row per successful fetch of one chart: an observation.",
+        "sort_desc": "fetched_at",
+        "columns": {
+            "id": "The observation",
+            "chart_id": "Which chart, in which storefront",
+            "sweep_id": "The sweep it belongs to",
+            "fetched_at": "When the response arrived, UTC",
+            "feed_updated": "The feed's own updated time, UTC, where it gives one",
+            "depth": "How many ranks were asked for",
+            "size": "How many ranks the chart held",
+        },
+    },
+    "runs": {
+        "description": (
+            "How ranks are stored: an app holding one rank, under one name, in one chart, "
+            "from one observation to another. Query rankings instead."
+        ),
+        "columns": {
+            "chart_id": "Which chart, in which storefront",
+            "last_snapshot": "The last observation of the run; the largest integer while current",
+            "rank": "Position in the chart, from 1",
+            "first_snapshot": "The first observation of the run",
+            "app": "The app",
+            "label": "The name and developer shown",
+        },
+    },
+    "charts": {
+        "description": "Every chart and storefront ever fetched.",
+        "label_column": "country",
+        "facets": ["store", "chart", "device"],
+        "columns": {"id": "The chart", **_CHART_COLUMNS},
+    },
+    "apps": {
+        "description": "Every app ever ranked, keyed by store and the store's id.",
+        "label_column": "app_id",
+        "columns": {
+            "id": "Internal key",
+            "store": "apple or play",
+            "app_id": "The store's id: Apple's numeric id, or the Play package name",
+            "icon_url": "The app's latest icon",
+        },
+    },
+    "labels": {
+        "description": "Every name and developer an app was shown under, in any storefront.",
+        "label_column": "name",
+        "columns": {
+            "id": "Internal key",
+            "name": "The app's name as shown",
+            "developer": "The developer as shown; empty when the feed gave none",
+        },
+    },
+    "app_labels": {
+        "description": "Which names each app was shown under.",
+        "hidden": True,
+        "columns": {"label": "The name", "app": "The app"},
+    },
+    "sweeps": {
+        "description": "One row per sweep: a pass over every configured chart.",
+        "sort_desc": "id",
+        "label_column": "started_at",
+        "columns": {
+            "id": "The sweep",
+            "started_at": "When it started, UTC",
+            "finished_at": "When it finished, UTC; empty if it was interrupted",
+            "charts_ok": "Charts stored",
+            "charts_failed": "Charts that failed",
+            "entries": "Ranked entries observed",
+        },
+    },
+    "attempts": {
+        "description": "How fetches are stored; query fetches for the same rows with chart names.",
+        "sort_desc": "id",
+        "facets": ["status", "http_status"],
+        "columns": {
+            "id": "The attempt",
+            "sweep_id": "The sweep",
+            "chart_id": "Which chart, in which storefront",
+            "started_at": "When the fetch started, UTC",
+            "status": "ok, or error",
+            "http_status": "The store's HTTP status, where it answered",
+            "error": "What went wrong, for people",
+            "snapshot_id": "The observation stored, for a successful fetch",
+        },
+    },
+    "_sqlite_migrations": {"hidden": True},
+}
+
+
+def metadata(db_path: str | Path) -> dict[str, Any]:
+    """Return Datasette metadata for the database at db_path (named after its file)."""
+    return {
+        "title": TITLE,
+        "description": DESCRIPTION,
+        "about": "monitor, an app-store ranking monitor",
+        "source": "Apple's RSS feeds of the App Store top charts",
+        "source_url": "https://rss.marketingtools.apple.com/",
+        "databases": {
+            Path(db_path).stem: {
+                "description": "The whole history: query rankings and fetches.",
+                "tables": TABLES,
+                "queries": {
+                    name: {"title": q.title, "description": q.description, "sql": q.sql}
+                    for name, q in queries.CANNED.items()
+                },
+            }
+        },
+    }

@@ -1,0 +1,43 @@
+"""Build chart histories directly through monitor's write path, at chosen times."""
+
+from __future__ import annotations
+
+from monitor import storage
+from monitor.charts import ChartRequest, Entry, FetchResult, Listing
+
+
+def chart(
+    country: str,
+    chart: str = "top-free",
+    device: str | None = "iphone",
+    store: str = "apple",
+    genre: str | None = None,
+    depth: int = 100,
+) -> ChartRequest:
+    return ChartRequest(store, chart, device, genre, country, depth)
+
+
+def observe(db, sweep: int, req: ChartRequest, at: str, apps: list[tuple[str, str]]) -> int:
+    """Store one observation of req at time at; apps are (app_id, name) in rank order."""
+    entries = [
+        Entry(app_id, name, f"Dev of {app_id}", f"http://127.0.0.1/{app_id}.png")
+        for app_id, name in apps
+    ]
+    result = FetchResult(req, at, at, Listing(entries, at), http_status=200)
+    return storage.record(db, sweep, result)
+
+
+def fail(db, sweep: int, req: ChartRequest, at: str) -> None:
+    """Store a failed fetch of req at time at."""
+    storage.record(db, sweep, FetchResult(req, at, at, error="HTTP 503", http_status=503))
+
+
+def filler(count: int, prefix: str = "9") -> list[tuple[str, str]]:
+    """Return count made-up apps to pad a chart."""
+    return [(f"{prefix}{i:04d}", f"Filler {prefix}{i:04d}") for i in range(count)]
+
+
+def ranked(app: tuple[str, str], rank: int, size: int = 30) -> list[tuple[str, str]]:
+    """Return a chart of size apps with app at rank."""
+    apps = filler(size - 1)
+    return [*apps[: rank - 1], app, *apps[rank - 1 :]]
