@@ -132,7 +132,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "snapshot_id": "The observation stored, for a successful fetch",
         },
     },
-    "_sqlite_migrations": {"hidden": True},
+    "_sqlite_migrations": {"description": "Which schema migrations have run.", "hidden": True},
 }
 
 

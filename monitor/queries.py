@@ -20,15 +20,14 @@ _OLDEST = "strftime('%Y-%m-%dT%H:%M:%SZ', p.at, '-' || :max_age || ' seconds')"
 _LATEST_SNAPSHOT = """(SELECT s.id FROM snapshots s WHERE s.chart_id = c.id AND s.fetched_at <= p.at
      ORDER BY s.fetched_at DESC, s.id DESC LIMIT 1)"""
 
-# An app's rank in one observation: its latest run starting at or before the
-# snapshot, if that run is still current then. An app holds one rank at a time.
-_RANK_IN_SNAPSHOT = """(SELECT CASE WHEN r.last_snapshot >= {snapshot} THEN r.rank END
-     FROM runs r WHERE r.app = {app} AND r.chart_id = {chart} AND r.first_snapshot <= {snapshot}
+# A column of an app's run in one observation: its latest run starting at or before
+# the snapshot, if that run is still current then. An app holds one rank at a time.
+_RUN_IN_SNAPSHOT = """(SELECT CASE WHEN r.last_snapshot >= seen.snapshot_id THEN {column} END
+     FROM runs r WHERE r.app = seen.app AND r.chart_id = seen.chart_id
+       AND r.first_snapshot <= seen.snapshot_id
      ORDER BY r.first_snapshot DESC LIMIT 1)"""
-
-_CLAIM_RANK = _RANK_IN_SNAPSHOT.format(
-    snapshot="seen.snapshot_id", app="seen.app", chart="seen.chart_id"
-)
+_CLAIM_RANK = _RUN_IN_SNAPSHOT.format(column="r.rank")
+_CLAIM_NAME = f"(SELECT name FROM labels WHERE id = {_RUN_IN_SNAPSHOT.format(column='r.label')})"
 
 CLAIM = f"""WITH p AS (SELECT {_AT} AS at),
 target AS (SELECT id, store FROM apps WHERE app_id = :app),
@@ -45,7 +44,8 @@ SELECT store, chart, device, genre, country,
   CASE WHEN fresh THEN {_CLAIM_RANK} END AS rank,
   CASE WHEN fresh THEN 'observed' WHEN fetched_at IS NULL THEN 'never observed'
        ELSE 'not observed: too old' END AS coverage,
-  fetched_at AS observed_at, snapshot_id
+  fetched_at AS observed_at, snapshot_id, :app AS app_id,
+  CASE WHEN fresh THEN {_CLAIM_NAME} END AS app_name
 FROM seen
 ORDER BY store, chart, device, genre, rank IS NULL, rank, country"""
 

@@ -1,0 +1,161 @@
+"""Datasette in process: metadata, every canned query, and untrusted names as text."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from datasette.app import Datasette
+
+import scenario
+from history import chart, fail, observe
+from monitor import schema, storage
+from monitor.collector import now
+from monitor.metadata import metadata
+from monitor.queries import CANNED
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    path = scenario.build(tmp_path_factory.mktemp("datasette") / "rankings.db")
+    return Datasette([str(path)], metadata=metadata(path))
+
+
+def get(ds, path):
+    response = asyncio.run(ds.client.get(path))
+    assert response.status_code == 200, (path, response.text[:500])
+    return response
+
+
+def rows(ds, query, **params):
+    args = "&".join(f"{key}={value}" for key, value in params.items())
+    return get(ds, f"/rankings/{query}.json?_shape=array&{args}").json()
+
+
+def test_every_canned_query_is_published():
+    assert set(CANNED) == {"claim", "top_chart", "app_history", "number_ones", "movers", "coverage"}
+
+
+def test_claim_between_the_phases(ds):
+    answer = rows(ds, "claim", app=scenario.APP_ID, at=scenario.T1)
+    free = [r for r in answer if (r["chart"], r["device"]) == ("top-free", "iphone")]
+    observed = {r["country"]: r["rank"] for r in free if r["coverage"] == "observed"}
+    assert observed == {"ca": 1, "gb": 1, "jp": 5, "us": 1, "fr": None}
+    assert {r["country"]: r["coverage"] for r in free if r["coverage"] != "observed"} == {
+        "de": "never observed"
+    }
+    assert all(r["observed_at"] <= scenario.T1 for r in free if r["observed_at"])
+
+
+def test_claim_after_phase_two_marks_the_stale_country(ds):
+    answer = rows(ds, "claim", app=scenario.APP_ID, at=scenario.T2)
+    free = {r["country"]: r for r in answer if (r["chart"], r["device"]) == ("top-free", "iphone")}
+    assert free["ca"]["coverage"] == "not observed: too old"
+    assert free["ca"]["rank"] is None
+    assert sorted(cc for cc, r in free.items() if r["rank"] == 1) == ["de", "jp", "us"]
+
+
+def test_top_chart_as_it_stood(ds):
+    chart = rows(ds, "top_chart", country="US", chart="top-free", device="iphone", at=scenario.T1)
+    assert [r["rank"] for r in chart] == list(range(1, 31))
+    assert (chart[0]["app_id"], chart[0]["app_name"]) == (scenario.APP_ID, scenario.NEW_NAME)
+    assert chart[0]["observed_at"] == scenario.T1
+    assert chart[0]["icon"].endswith(f"/{scenario.APP_ID}.png")
+    assert (
+        rows(
+            ds,
+            "top_chart",
+            country="us",
+            chart="top-free",
+            device="iphone",
+            at="2025-01-26T07:00:00Z",
+        )
+        == []
+    )
+
+
+def test_app_history_in_one_country(ds):
+    history = rows(ds, "app_history", app=scenario.APP_ID, country="gb")
+    assert [(r["fetched_at"], r["rank"], r["app_name"]) for r in history] == [
+        (scenario.T0, 1, scenario.OLD_NAME),
+        (scenario.T1, 1, scenario.OLD_NAME),
+        (scenario.T2, 20, scenario.NEW_NAME),
+    ]
+
+
+def test_number_ones_at_a_time(ds):
+    ones = rows(ds, "number_ones", at=scenario.T2)
+    free = {
+        r["country"]: r["app_id"]
+        for r in ones
+        if (r["chart"], r["device"]) == ("top-free", "iphone")
+    }
+    assert free == {
+        "de": scenario.APP_ID,
+        "jp": scenario.APP_ID,
+        "us": scenario.APP_ID,
+        "fr": "90000",
+        "gb": "90000",
+    }
+
+
+def test_movers_compare_with_hours_before(ds):
+    moves = rows(ds, "movers", hours=24)
+    jp = [r for r in moves if r["country"] == "jp" and r["app_id"] == scenario.APP_ID]
+    assert jp == [{**jp[0], "rank_before": 5, "rank_now": 1, "movement": "climb", "places": 4}]
+    fr = [r for r in moves if r["country"] == "fr" and r["app_id"] == scenario.APP_ID]
+    assert fr[0]["movement"] == "new entry" and fr[0]["rank_now"] == 8
+
+
+def test_coverage_leaves_out_sweeps_older_than_30_days(ds):
+    # The scenario lies in the past; coverage covers the last 30 days of sweeps.
+    assert rows(ds, "coverage") == []
+
+
+def test_coverage_of_recent_sweeps(tmp_path):
+    db = schema.open_db(tmp_path / "rankings.db")
+    sweep = storage.begin_sweep(db, now())
+    observe(db, sweep, chart("us"), now(), [("1", "A")])
+    fail(db, sweep, chart("jp"), now())
+    fail(db, sweep, chart("jp", chart="top-paid"), now())
+    ds = Datasette([str(tmp_path / "rankings.db")], metadata=metadata(tmp_path / "rankings.db"))
+    coverage = {
+        r["country"]: (r["ok"], r["errors"], r["success_percent"]) for r in rows(ds, "coverage")
+    }
+    assert coverage == {"us": (1, 0, 100.0), "jp": (0, 2, 0.0)}
+
+
+def test_metadata_describes_every_table_and_column(ds):
+    published = get(ds, "/-/metadata.json").json()
+    assert published["title"].startswith("monitor")
+    tables = published["databases"]["rankings"]["tables"]
+    db = ds.get_database("rankings")
+    names = asyncio.run(db.table_names()) + asyncio.run(db.view_names())
+    for name in names:
+        assert tables[name]["description"], name
+        if name.startswith("_"):
+            continue
+        columns = asyncio.run(db.table_columns(name))
+        assert set(columns) <= set(tables[name]["columns"]), name
+
+
+def test_untrusted_names_show_as_text_everywhere(ds):
+    pages = [
+        f"/rankings/top_chart?country=us&chart=top-paid&device=iphone&at={scenario.T2}",
+        "/rankings/rankings?app_id=1111111111",
+        "/rankings/labels",
+        f"/rankings/claim?app=1111111111&at={scenario.T2}",
+    ]
+    for page in pages:
+        html = get(ds, page).text
+        assert "DeepSeek Helper &lt;b&gt;&amp;&lt;/b&gt;" in html, page
+        assert "<b>&</b>" not in html, page
+
+
+def test_names_link_to_store_pages_and_icons_show(ds):
+    html = get(
+        ds, f"/rankings/top_chart?country=us&chart=top-free&device=iphone&at={scenario.T2}"
+    ).text
+    assert f'<a href="https://apps.apple.com/us/app/id{scenario.APP_ID}">DeepSeek</a>' in html
+    assert f'<img src="http://127.0.0.1/{scenario.APP_ID}.png"' in html
+    assert '<a href="/rankings/rankings?snapshot_id=' in html
