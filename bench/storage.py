@@ -18,15 +18,16 @@ from __future__ import annotations
 import argparse
 import random
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor import schema, storage
+from monitor import claims, queries, schema, storage
 from monitor.charts import ChartRequest, Entry, FetchResult, Listing
 from monitor.reference import apple_storefronts
 
@@ -197,6 +198,66 @@ def progress(message: str) -> None:
         print(f"\r{message}   ", end="", file=sys.stderr, flush=True)
 
 
+def timed(run: Callable[[], object], repeat: int) -> float:
+    """Return the median wall time of run, in milliseconds."""
+    samples = []
+    for _ in range(repeat):
+        clock = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - clock) * 1000)
+    return statistics.median(samples)
+
+
+NAIVE_CLAIM = """SELECT country, rank FROM rankings
+WHERE app_id = :app AND (country, fetched_at) IN (
+  SELECT country, MAX(fetched_at) FROM rankings WHERE fetched_at <= :at GROUP BY country
+  HAVING MAX(fetched_at) >= strftime('%Y-%m-%dT%H:%M:%SZ', :at, '-6 hours'))"""
+NAIVE_HISTORY = "SELECT fetched_at, country, rank FROM rankings WHERE app_id = :app"
+
+
+def time_queries(project_db: Path, naive_db: Path, days: int) -> list[tuple[str, float, float]]:
+    """Time a claim and an app's history on both databases; return (question, ms, ms)."""
+    db = schema.open_db(project_db)
+    naive = sqlite3.connect(naive_db)
+    app_id = db.execute(
+        "SELECT a.app_id FROM runs r JOIN apps a ON a.id = r.app WHERE r.rank = 1 "
+        "GROUP BY r.app ORDER BY COUNT(*) DESC LIMIT 1"
+    ).fetchone()[0]
+    app = claims.find_app(db, app_id)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    moments = [
+        (start + timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for h in (1, days * 12, days * 24 - 1)
+    ]
+    middle = {"app": app_id, "at": moments[1], "country": "us"}
+
+    def naive_ms(sql: str) -> float:
+        return timed(lambda: naive.execute(sql, middle).fetchall(), 1)
+
+    results = [
+        (f"claim at {at}", timed(lambda at=at: claims.claim(db, app, at), 5), naive_ms(NAIVE_CLAIM))
+        for at in moments
+    ]
+    history = queries.APP_HISTORY
+    results.append(
+        (
+            "app history, all countries",
+            timed(lambda: db.execute(history, {**middle, "country": ""}).fetchall(), 5),
+            naive_ms(NAIVE_HISTORY),
+        )
+    )
+    results.append(
+        (
+            "app history, one country",
+            timed(lambda: db.execute(history, middle).fetchall(), 5),
+            naive_ms(NAIVE_HISTORY + " AND country = :country"),
+        )
+    )
+    db.close()
+    naive.close()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=30, help="days of hourly sweeps (30)")
@@ -216,23 +277,25 @@ def main() -> None:
         f"x {DEPTH} ranks, in {folder}"
     )
     written = write_both(project_db, naive_db, args.days, countries, args.seed)
-    observed = written.observed
     progress("")
-
     project, naive = bytes_used(project_db), bytes_used(naive_db)
-    print(f"observed ranked entries: {observed:,}")
+    print(f"observed ranked entries: {written.observed:,}")
     print("project schema, bytes by table and index:")
     for name, size in project.items():
         print(f"  {name:40} {size:>14,}")
+    print("query times, median ms (project vs naive table without indexes):")
+    for question, ours, theirs in time_queries(project_db, naive_db, args.days):
+        print(f"  {question:40} {ours:8.2f} ms  {theirs:10.1f} ms  ({theirs / ours:,.0f}x)")
     project_total, naive_total = sum(project.values()), sum(naive.values())
-    print(
-        f"project: {project_total:>14,} bytes  {project_total / observed:8.2f} bytes/entry  "
-        f"written in {written.project_seconds:.0f}s"
-    )
-    print(
-        f"naive:   {naive_total:>14,} bytes  {naive_total / observed:8.2f} bytes/entry  "
-        f"written in {written.naive_seconds:.0f}s"
-    )
+    for name, total, seconds in (
+        ("project", project_total, written.project_seconds),
+        ("naive", naive_total, written.naive_seconds),
+    ):
+        print(
+            f"{name + ':':9}{total:>14,} bytes  {total / written.observed:8.2f} bytes/entry"
+            f"  written in {seconds:.0f}s"
+        )
+    print(f"write time project/naive: {written.project_seconds / written.naive_seconds:.1f}x")
     print(
         f"ratio project/naive: {project_total / naive_total:.4f} "
         f"(1/{naive_total / project_total:.1f})"
