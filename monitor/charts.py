@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STORES = ("apple",)
+STORES = ("apple", "play")
 CHARTS = ("top-free", "top-paid", "top-grossing")
 DEVICES = ("iphone", "ipad")
 
@@ -34,6 +34,8 @@ class Entry:
     name: str
     developer: str | None
     icon_url: str | None = None
+    url: str | None = None
+    score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -54,3 +56,4 @@ class FetchResult:
     listing: Listing | None = None
     error: str | None = None
     http_status: int | None = None
+    raw: bytes | None = None  # the body of a response that failed to parse, kept for study

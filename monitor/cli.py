@@ -23,7 +23,8 @@ from monitor.config import (
 )
 from monitor.errors import MonitorError, UsageError
 from monitor.locks import AlreadyRunning
-from monitor.reference import apple_genres, apple_storefronts
+from monitor.reference import genres as reference_genres
+from monitor.reference import storefronts
 from monitor.status import read_status
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -126,6 +127,13 @@ fetch_options = options(
         show_default=True,
         help="Retries on connection errors, timeouts, 429 and 5xx.",
     ),
+    click.option(
+        "--play-interval",
+        type=click.FloatRange(0, 60),
+        default=_POLICY.play_interval,
+        show_default=True,
+        help="Seconds between Google Play requests, which go one at a time.",
+    ),
     config_option,
     db_option,
 )
@@ -146,7 +154,10 @@ def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
     settings = Settings(
         Endpoints(given["apple_rss_url"], given["itunes_url"], given["play_url"]),
         FetchPolicy(
-            concurrency=pick("concurrency"), timeout=pick("timeout"), retries=pick("retries")
+            concurrency=pick("concurrency"),
+            timeout=pick("timeout"),
+            retries=pick("retries"),
+            play_interval=pick("play_interval"),
         ),
     )
     return settings, {**file, **{k: pick(k) for k in ("interval", "jitter") if k in given}}
@@ -169,8 +180,12 @@ def cli() -> None:
 @cli.command()
 @click.option("--store", type=click.Choice(STORES), help="Which store (default apple).")
 @click.option("--chart", type=click.Choice(CHARTS), help="Which top list (default top-free).")
-@click.option("--device", type=click.Choice(DEVICES), help="iphone (default) or ipad.")
-@click.option("--genre", metavar="ID", help="A store category id, e.g. 6014 (Games).")
+@click.option(
+    "--device", type=click.Choice(DEVICES), help="App Store only: iphone (default) or ipad."
+)
+@click.option(
+    "--genre", metavar="ID", help="A category id: 6014 (App Store Games), GAME (Google Play)..."
+)
 @click.option(
     "--country",
     "countries",
@@ -380,15 +395,22 @@ def status(db: str, sweeps: int) -> None:
         )
 
 
+store_option = click.option(
+    "--store", type=click.Choice(STORES), default="apple", show_default=True, help="Which store."
+)
+
+
 @cli.command()
-def countries() -> None:
-    """List the storefront codes that --country accepts."""
-    for code, name in apple_storefronts().items():
+@store_option
+def countries(store: str) -> None:
+    """List the storefront codes that --country accepts, by default for the App Store."""
+    for code, name in storefronts(store).items():
         click.echo(f"{code}\t{name}")
 
 
 @cli.command()
-def genres() -> None:
-    """List the App Store genre ids that --genre accepts."""
-    for genre_id, name in apple_genres().items():
+@store_option
+def genres(store: str) -> None:
+    """List the genre (category) ids that --genre accepts, by default for the App Store."""
+    for genre_id, name in reference_genres(store).items():
         click.echo(f"{genre_id}\t{name}")

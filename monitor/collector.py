@@ -6,9 +6,11 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlite_utils import Database
@@ -17,7 +19,7 @@ from monitor import schema, storage
 from monitor.charts import ChartRequest, FetchResult
 from monitor.config import Settings
 from monitor.errors import FetchError
-from monitor.http import build_client, send
+from monitor.http import Pacer, build_client, send
 from monitor.locks import sweep_lock
 from monitor.sources import SOURCES
 from monitor.sources.payload import utc_iso
@@ -73,9 +75,15 @@ async def _sweep(
 ) -> SweepReport:
     clock = time.monotonic()
     report = SweepReport(storage.begin_sweep(db, now()))
-    gate = asyncio.Semaphore(settings.policy.concurrency)
+    # Each store has its own politeness: Apple takes concurrent requests, Play is paced.
+    gates: dict[str, AbstractAsyncContextManager[Any]] = {
+        "apple": asyncio.Semaphore(settings.policy.concurrency),
+        "play": Pacer(settings.policy.play_interval),
+    }
     async with build_client(settings.policy) as client:
-        tasks = [asyncio.create_task(fetch(client, gate, req, settings)) for req in requests]
+        tasks = [
+            asyncio.create_task(fetch(client, gates[req.store], req, settings)) for req in requests
+        ]
         watcher = asyncio.create_task(_cancel_when(stop, tasks)) if stop else None
         for task in asyncio.as_completed(tasks):
             try:
@@ -101,7 +109,10 @@ async def _cancel_when(stop: threading.Event, tasks: list[asyncio.Task[FetchResu
 
 
 async def fetch(
-    client: httpx.AsyncClient, gate: asyncio.Semaphore, req: ChartRequest, settings: Settings
+    client: httpx.AsyncClient,
+    gate: AbstractAsyncContextManager[Any],
+    req: ChartRequest,
+    settings: Settings,
 ) -> FetchResult:
     """Fetch, parse and validate one chart; a failure becomes an error result."""
     source = SOURCES[req.store]
@@ -120,7 +131,12 @@ async def fetch(
         listing = check_listing(req, source.parse(req, response.content))
     except FetchError as error:
         return FetchResult(
-            req, started_at, fetched_at, error=str(error), http_status=response.status_code
+            req,
+            started_at,
+            fetched_at,
+            error=str(error),
+            http_status=response.status_code,
+            raw=response.content,
         )
     return FetchResult(
         req, started_at, fetched_at, listing=listing, http_status=response.status_code

@@ -37,6 +37,7 @@ class FetchPolicy:
     retries: int = 3
     backoff: float = 1.0
     max_retry_after: float = 120.0
+    play_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,13 @@ _TOP_KEYS = {
     "concurrency": "an integer from 1 to 64",
     "timeout": "seconds, a positive number",
     "retries": "an integer from 0 to 10",
+    "play_interval": "seconds between Google Play requests, from 0 to 60",
     "charts": "a list of [[charts]] tables",
 }
 _CHART_KEYS = {
-    "store": "apple",
+    "store": "apple or play",
     "chart": "top-free, top-paid or top-grossing",
-    "device": "iphone or ipad",
+    "device": "iphone or ipad (App Store only)",
     "genre": "a store category id, as text",
     "countries": '"all" or a list of storefront codes',
     "depth": "an integer, the number of ranks",
@@ -115,6 +117,7 @@ def _numbers(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
         "concurrency": (int, 1, 64),
         "timeout": (float, 0.1, 3600),
         "retries": (int, 0, 10),
+        "play_interval": (float, 0, 60),
     }
     found = {}
     for key, (kind, low, high) in limits.items():

@@ -29,3 +29,11 @@ class HTTPStatusError(FetchError):
 
 class InvalidFeed(FetchError):
     """The response was not a valid chart: wrong shape, wrong chart, or a bad list."""
+
+
+class RateLimited(FetchError):
+    """The store answered, but with a rate-limit error instead of the chart."""
+
+
+class Blocked(FetchError):
+    """The store answered with a consent or captcha page instead of the chart."""

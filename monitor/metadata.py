@@ -132,6 +132,15 @@ TABLES: dict[str, dict[str, Any]] = {
             "snapshot_id": "The observation stored, for a successful fetch",
         },
     },
+    "raw_responses": {
+        "description": "Bodies of responses that failed to parse, zlib-compressed, to study drift.",
+        "columns": {
+            "attempt_id": "The failed attempt",
+            "size": "Bytes in the response",
+            "kept": "Bytes kept (at most 4 MiB)",
+            "body": "The kept bytes, zlib-compressed",
+        },
+    },
     "_sqlite_migrations": {"description": "Which schema migrations have run.", "hidden": True},
 }
 

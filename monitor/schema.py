@@ -130,6 +130,16 @@ def m002_app_labels_and_number_ones(db: Database) -> None:
     )
 
 
+@migrations()
+def m003_raw_responses(db: Database) -> None:
+    """Keep the body of a response that failed to parse, so drift can be studied."""
+    db.table("raw_responses").create(
+        {"attempt_id": int, "size": int, "kept": int, "body": bytes},
+        pk="attempt_id",
+        foreign_keys=[("attempt_id", "attempts")],
+    )
+
+
 def open_db(path: str | Path) -> Database:
     """Open (creating if need be) the database in WAL mode, with migrations applied."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

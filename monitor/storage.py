@@ -5,12 +5,15 @@ See ``monitor.schema`` for how runs keep unchanged charts from growing the file.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from sqlite_utils import Database
 
 from monitor.charts import ChartRequest, Entry, FetchResult
 from monitor.schema import OPEN
+
+RAW_LIMIT = 4 * 1024 * 1024
 
 
 def begin_sweep(db: Database, started_at: str) -> int:
@@ -58,7 +61,7 @@ def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
                 },
             )
             _advance_runs(db, result.req.store, chart_id, snapshot_id, entries)
-        _insert(
+        attempt_id = _insert(
             db,
             "attempts",
             {
@@ -71,7 +74,24 @@ def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
                 "snapshot_id": snapshot_id,
             },
         )
+        if result.raw is not None:
+            _keep_raw(db, attempt_id, result.raw)
     return snapshot_id
+
+
+def _keep_raw(db: Database, attempt_id: int, body: bytes) -> None:
+    """Keep a failed response compressed, up to RAW_LIMIT bytes of it."""
+    kept = body[:RAW_LIMIT]
+    _insert(
+        db,
+        "raw_responses",
+        {
+            "attempt_id": attempt_id,
+            "size": len(body),
+            "kept": len(kept),
+            "body": zlib.compress(kept, 9),
+        },
+    )
 
 
 def _advance_runs(

@@ -15,6 +15,10 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import play_payloads
+from play_payloads import parse_form
 
 V2_PATH = re.compile(r"^/api/v2/([a-z]{2})/apps/(top-free|top-paid)/(\d+)/apps\.json$")
 LEGACY_PATH = re.compile(r"^/([a-z]{2})/rss/([a-z]+)/limit=(\d+)(?:/genre=(\d+))?/json$")
@@ -26,8 +30,12 @@ LEGACY_CHARTS = {
     "toppaidipadapplications": ("top-paid", "ipad"),
     "topgrossingipadapplications": ("top-grossing", "ipad"),
 }
-FAULTS = ("500", "429", "html", "malformed", "truncated", "duplicate", "missing-id", "timeout")
-
+PLAY_PATH = "/_/PlayStoreUi/data/batchexecute"
+PLAY_COLLECTIONS = {
+    "top-free": "topselling_free",
+    "top-paid": "topselling_paid",
+    "top-grossing": "topgrossing",
+}
 # Names that must survive storage byte for byte.
 TRICKY_NAMES = [
     '<script>alert("pwned")</script> & <b>bold</b>',
@@ -56,6 +64,7 @@ class StoreStandIn:
     hang_seconds: float = 5.0
     delay: float = 0.0
     requests: list[str] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
 
     def __enter__(self) -> StoreStandIn:
         stand_in = self
@@ -72,6 +81,18 @@ class StoreStandIn:
                 self.end_headers()
                 self.wfile.write(body)
                 self.close_connection = int(headers["Content-Length"]) != len(body)
+
+            def do_POST(self) -> None:
+                stand_in.requests.append(self.path)
+                stand_in.arrivals.append(time.monotonic())
+                time.sleep(stand_in.delay)
+                form = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, headers, body = stand_in.answer_play(self.path, form)
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -128,6 +149,42 @@ class StoreStandIn:
             headers["Content-Length"] = str(len(body))
             body = body[: len(body) // 2]
         return 200, headers, body
+
+    def play_chart(self, country: str, chart: str, category: str | None, depth: int) -> list[App]:
+        """Return the apps this stand-in serves for a Google Play chart, in rank order."""
+        return [
+            App(f"com.example.app{a.app_id}", a.name, a.developer)
+            for a in self.chart(country, chart, "play", category, depth)
+        ]
+
+    def answer_play(self, path: str, form: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Build the answer to one batchexecute call, in the real shape or a fault's."""
+        if not path.startswith(PLAY_PATH):
+            return 404, {"Content-Type": "text/plain"}, b"not found"
+        country = parse_qs(urlsplit(path).query)["gl"][0]
+        collection, category, num = parse_form(form)
+        fault = self.faults.get(country)
+        if fault in ("500", "429", "timeout"):
+            return self._transport_fault(fault)
+        chart = {v: k for k, v in PLAY_COLLECTIONS.items()}[collection]
+        category_or_none = None if category == "APPLICATION" else category
+        apps = [
+            (a.app_id, a.name, a.developer)
+            for a in self.play_chart(country, chart, category_or_none, num)
+        ]
+        faults = {
+            "drifted": lambda: play_payloads.drifted_response(apps, collection, category),
+            "rejected": play_payloads.rejected_response,
+            "empty": lambda: play_payloads.empty_chart_response(collection, category),
+            "rate-limited": play_payloads.rate_limited_response,
+            "consent": play_payloads.consent_page,
+            "captcha": play_payloads.captcha_page,
+        }
+        build = faults.get(
+            fault or "", lambda: play_payloads.build_response(apps, collection, category)
+        )
+        kind = "text/html" if fault in ("consent", "captcha") else "application/json"
+        return 200, {"Content-Type": f"{kind}; charset=utf-8"}, build()
 
     def _transport_fault(self, fault: str) -> tuple[int, dict[str, str], bytes]:
         if fault == "500":

@@ -50,4 +50,4 @@ def test_bad_depth_is_a_usage_error(tmp_path):
 def test_unknown_genre_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(cli, ["collect", "--genre", "99", "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2
-    assert "unknown App Store genre id '99'" in result.output
+    assert "unknown App Store genre '99'; run 'monitor genres --store apple'" in result.output

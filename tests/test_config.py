@@ -93,7 +93,7 @@ def test_a_config_chart_the_store_lacks_exits_2_naming_it(tmp_path, run_monitor,
     path = write(tmp_path, '[[charts]]\nchart = "top-grossing"\ncountries = ["us", "zz"]\n')
     result = run_monitor("collect", "--config", str(path))
     assert result.returncode == 2
-    assert "config charts: unknown country code(s): zz" in result.stderr
+    assert "config charts: unknown country code(s) for App Store: zz" in result.stderr
     assert stand_in.requests == []
 
 

@@ -1,10 +1,17 @@
-"""Reference tables shipped with monitor: storefronts and genre ids."""
+"""Reference tables shipped with monitor: storefronts and genre ids, per store.
+
+Google Play has no published list of chart countries. Its default storefronts are the
+175 App Store storefronts less mainland China (cn), where Google Play does not operate;
+``--country`` reaches any other country code Play answers for.
+"""
 
 from __future__ import annotations
 
 import csv
 from functools import cache
 from importlib.resources import files
+
+PLAY_UNAVAILABLE = frozenset({"cn"})
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
@@ -23,3 +30,22 @@ def apple_storefronts() -> dict[str, str]:
 def apple_genres() -> dict[str, str]:
     """Return the iOS genre ids as {id: name}."""
     return {row["genre_id"]: row["name"] for row in _read_tsv("ios_genres.tsv")}
+
+
+@cache
+def play_categories() -> dict[str, str]:
+    """Return the Google Play category ids as {id: name}."""
+    return {row["category"]: row["name"] for row in _read_tsv("play_categories.tsv")}
+
+
+def storefronts(store: str) -> dict[str, str]:
+    """Return a store's default storefronts as {code: name}."""
+    apple = apple_storefronts()
+    if store == "play":
+        return {code: name for code, name in apple.items() if code not in PLAY_UNAVAILABLE}
+    return apple
+
+
+def genres(store: str) -> dict[str, str]:
+    """Return a store's genre (category) ids as {id: name}."""
+    return play_categories() if store == "play" else apple_genres()

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from monitor.sources import apple
+from monitor.sources import apple, play
 
-SOURCES = {"apple": apple}
+SOURCES = {"apple": apple, "play": play}
