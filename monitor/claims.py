@@ -228,6 +228,8 @@ def _describe_chart(chart: ChartClaim) -> list[str]:
     for label, depth in (("No. 1", 1), ("Top 10", 10), ("Top 100", 100)):
         countries = chart.within(depth)
         lines.append(f"  {label} in {len(countries)}: {', '.join(countries) or '-'}")
+    if chart.not_observed:
+        lines.append(f"  Not observed: {', '.join(sorted(chart.not_observed))}")
     if chart.peak:
         lines.append(f"  Peak at No. 1: {chart.peak[0]} countries, in the sweep of {chart.peak[1]}")
     if chart.ranks:

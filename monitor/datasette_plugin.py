@@ -1,13 +1,18 @@
-"""Datasette plugin: icons as images, app names linked to their store pages, and
-observation ids linked to the ranks they hold. Every value is escaped."""
+"""Datasette plugin: icons as images, app names linked to their store pages, observation
+ids linked to the ranks they hold (every value escaped), and history views left uncounted."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from datasette import hookimpl
+from datasette.utils.asgi import asgi_static
 from markupsafe import Markup
+
+from monitor.dashboard import STATIC, STATIC_URL
 
 
 def store_page(store: str, app_id: str, country: str | None) -> str:
@@ -16,6 +21,12 @@ def store_page(store: str, app_id: str, country: str | None) -> str:
         gl = f"&gl={quote(country)}" if country else ""
         return f"https://play.google.com/store/apps/details?id={quote(app_id)}{gl}"
     return f"https://apps.apple.com/{quote(country or 'us')}/app/id{quote(app_id)}"
+
+
+@hookimpl
+def register_routes() -> list[tuple[str, Any]]:
+    """Serve monitor's static files (the map's country shapes) from this Datasette."""
+    return [(f"^{STATIC_URL}(?P<path>.*)$", asgi_static(STATIC))]
 
 
 @hookimpl
@@ -35,3 +46,27 @@ def render_cell(
         url = datasette.urls.table(database, "rankings") + f"?snapshot_id={value}"
         return Markup('<a href="{}">{}</a>').format(url, value)
     return None
+
+
+# Views over the whole history: counting their rows on every page costs more than the page.
+_UNCOUNTED = re.compile(r"^/[^/]+/(rankings|fetches)(\.json|\.csv)?$")
+
+
+@hookimpl
+def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
+    """Skip the row count on the pages of the history views, unless asked for."""
+
+    def wrap(app: Any) -> Any:
+        async def skip_count(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            query = scope.get("query_string", b"")
+            if (
+                scope["type"] == "http"
+                and _UNCOUNTED.match(scope["path"])
+                and (b"_nocount" not in query)
+            ):
+                scope = {**scope, "query_string": query + (b"&" if query else b"") + b"_nocount=1"}
+            await app(scope, receive, send)
+
+        return skip_count
+
+    return wrap

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from monitor import queries
+from monitor import dashboard, queries
 
 TITLE = "monitor: app-store top charts by country"
 DESCRIPTION = (
@@ -163,4 +163,5 @@ def metadata(db_path: str | Path) -> dict[str, Any]:
                 },
             }
         },
+        "plugins": {"datasette-dashboards": dashboard.dashboards(Path(db_path).stem)},
     }

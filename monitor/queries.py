@@ -96,12 +96,12 @@ JOIN labels lb ON lb.id = r.label
 WHERE s.fetched_at >= {_OLDEST}
 ORDER BY l.store, l.chart, l.device, l.genre, l.country"""
 
-MOVERS = """WITH pairs AS (
+MOVERS = """WITH pairs AS MATERIALIZED (
   SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
     (SELECT MAX(id) FROM snapshots WHERE chart_id = c.id) AS now_id
   FROM charts c
 ),
-spans AS (
+spans AS MATERIALIZED (
   SELECT pairs.*, (SELECT b.id FROM snapshots b, snapshots n
      WHERE n.id = pairs.now_id AND b.chart_id = pairs.chart_id
        AND b.fetched_at <= strftime('%Y-%m-%dT%H:%M:%SZ', n.fetched_at,
@@ -109,15 +109,17 @@ spans AS (
      ORDER BY b.fetched_at DESC, b.id DESC LIMIT 1) AS before_id
   FROM pairs WHERE now_id IS NOT NULL
 ),
-now AS (
+now AS MATERIALIZED (
   SELECT sp.*, r.app, r.rank, r.label FROM spans sp
   JOIN runs r ON r.chart_id = sp.chart_id AND r.last_snapshot >= sp.now_id
     AND r.first_snapshot <= sp.now_id
   WHERE sp.before_id IS NOT NULL
 ),
 moves AS (
-  SELECT n.*, (SELECT r.rank FROM runs r WHERE r.chart_id = n.chart_id AND r.app = n.app
-      AND r.first_snapshot <= n.before_id AND r.last_snapshot >= n.before_id) AS rank_before
+  SELECT n.*, (SELECT CASE WHEN r.last_snapshot >= n.before_id THEN r.rank END
+      FROM runs r WHERE r.app = n.app AND r.chart_id = n.chart_id
+        AND r.first_snapshot <= n.before_id
+      ORDER BY r.first_snapshot DESC LIMIT 1) AS rank_before
   FROM now n
 )
 SELECT m.store, m.chart, m.device, m.genre, m.country, a.app_id, l.name AS app_name,
@@ -229,3 +231,90 @@ CANNED = {
         COVERAGE,
     ),
 }
+
+
+# The per-app dashboard. It shows one overall chart of the app's store: :chart (blank for
+# top-free) and, for Apple, :device (blank for iphone); Play charts have no device.
+_SELECTED_CHART = """{t}chart = coalesce(nullif(:chart, ''), 'top-free') AND {t}genre IS NULL
+  AND ({t}store = 'play' OR {t}device = coalesce(nullif(:device, ''), 'iphone'))"""
+
+# CLAIM for the selected chart only: one row per country, observed or not.
+CLAIM_IN_CHART = f"SELECT * FROM ({CLAIM}) WHERE {_SELECTED_CHART.format(t='')}"
+
+# The app's rank in each observation of the selected chart, in the :days (blank for 7)
+# up to :at, in the :countries listed ("us,gb"; blank for the 5 where it ranks best at
+# :at). A line breaks (a new segment) where the chart's previous observation did not rank
+# the app, or was more than :max_age seconds earlier.
+RANK_HISTORY = f"""WITH p AS (SELECT {_AT} AS at),
+w AS (
+  SELECT p.at, strftime('%Y-%m-%dT%H:%M:%SZ', p.at,
+    '-' || coalesce(nullif(:days, ''), 7) || ' days') AS since,
+    ',' || lower(replace(:countries, ' ', '')) || ',' AS listed
+  FROM p
+),
+best AS (SELECT country FROM ({CLAIM_IN_CHART}) WHERE rank IS NOT NULL
+  ORDER BY rank, country LIMIT 5),
+points AS (
+  SELECT c.country, s.id AS snapshot_id, s.fetched_at, r.rank,
+    (SELECT MAX(b.id) FROM snapshots b WHERE b.chart_id = s.chart_id AND b.id < s.id)
+      AS previous_snapshot
+  FROM apps a
+  JOIN runs r ON r.app = a.id
+  JOIN charts c ON c.id = r.chart_id
+  JOIN snapshots s ON s.chart_id = r.chart_id
+    AND s.id BETWEEN r.first_snapshot AND r.last_snapshot, w
+  WHERE a.app_id = :app AND {_SELECTED_CHART.format(t="c.")}
+    AND s.fetched_at BETWEEN w.since AND w.at
+    AND CASE WHEN w.listed = ',,' THEN c.country IN best
+        ELSE instr(w.listed, ',' || c.country || ',') > 0 END
+),
+marked AS (
+  SELECT *, CASE WHEN lag(snapshot_id) OVER win IS previous_snapshot
+      AND lag(fetched_at) OVER win >= strftime('%Y-%m-%dT%H:%M:%SZ', fetched_at,
+        '-' || :max_age || ' seconds') THEN 0 ELSE 1 END AS starts
+  FROM points WINDOW win AS (PARTITION BY country ORDER BY fetched_at, snapshot_id)
+)
+SELECT country, fetched_at, rank,
+  country || ' ' || SUM(starts) OVER (PARTITION BY country ORDER BY fetched_at, snapshot_id)
+    AS segment
+FROM marked
+ORDER BY fetched_at DESC, country"""
+
+# The app's stretches at No. 1 in the selected chart up to :at, merging runs that follow
+# each other (a rename splits a run), as claims does; `now` when it holds No. 1 at :at.
+NUMBER_ONE_SPANS = f"""WITH runs1 AS (
+  SELECT *, CASE WHEN previous_snapshot IS lag(last_snapshot) OVER win THEN 0 ELSE 1 END
+    AS starts
+  FROM ({NUMBER_ONE_RUNS})
+  WHERE {_SELECTED_CHART.format(t="")} AND last_snapshot IS NOT NULL
+  WINDOW win AS (PARTITION BY country ORDER BY first_snapshot)
+),
+spans AS (
+  SELECT country, first_at, last_at, last_snapshot,
+    SUM(starts) OVER (PARTITION BY country ORDER BY first_snapshot) AS span
+  FROM runs1
+),
+merged AS (
+  SELECT country, MIN(first_at) AS first_at, MAX(last_at) AS last_at,
+    MAX(last_snapshot) AS last_snapshot
+  FROM spans GROUP BY country, span
+)
+SELECT m.country, m.first_at, m.last_at,
+  ROUND((julianday(m.last_at) - julianday(m.first_at)) * 24, 1) AS hours,
+  n.country IS NOT NULL AS now
+FROM merged m
+LEFT JOIN ({CLAIM_IN_CHART}) n ON n.country = m.country AND n.rank = 1
+  AND n.snapshot_id = m.last_snapshot
+ORDER BY now DESC, m.first_at DESC, m.country"""
+
+# Every name and developer the app was shown under up to :at, with where and since when.
+APP_NAMES = f"""WITH p AS (SELECT {_AT} AS at)
+SELECT a.store, a.app_id, l.name, NULLIF(l.developer, '') AS developer,
+  MIN(f.fetched_at) AS first_seen, COUNT(DISTINCT r.chart_id) AS charts
+FROM apps a
+JOIN runs r ON r.app = a.id
+JOIN labels l ON l.id = r.label
+JOIN snapshots f ON f.id = r.first_snapshot, p
+WHERE a.app_id = :app AND f.fetched_at <= p.at
+GROUP BY a.id, l.id
+ORDER BY first_seen, l.name"""

@@ -38,6 +38,12 @@ def play_categories() -> dict[str, str]:
     return {row["category"]: row["name"] for row in _read_tsv("play_categories.tsv")}
 
 
+@cache
+def iso_numeric() -> list[dict[str, str]]:
+    """Return ISO 3166-1 rows: lowercase alpha-2 ``code``, ``numeric`` code and ``name``."""
+    return _read_tsv("iso_numeric.tsv")
+
+
 def storefronts(store: str) -> dict[str, str]:
     """Return a store's default storefronts as {code: name}."""
     apple = apple_storefronts()
