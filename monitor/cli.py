@@ -84,27 +84,21 @@ log_option = click.option(
     help="How much to log.",
 )
 _ENDPOINTS, _POLICY = Endpoints(), FetchPolicy()
+_ENDPOINT_OPTIONS = (
+    ("--apple-rss-url", "MONITOR_APPLE_RSS_URL", _ENDPOINTS.apple_rss, "Apple RSS v2"),
+    ("--itunes-url", "MONITOR_ITUNES_URL", _ENDPOINTS.itunes, "iTunes legacy RSS"),
+    ("--play-url", "MONITOR_PLAY_URL", _ENDPOINTS.play, "Google Play"),
+)
 fetch_options = options(
-    click.option(
-        "--apple-rss-url",
-        envvar="MONITOR_APPLE_RSS_URL",
-        default=_ENDPOINTS.apple_rss,
-        show_default=True,
-        help="Base URL of Apple RSS v2 (or MONITOR_APPLE_RSS_URL).",
-    ),
-    click.option(
-        "--itunes-url",
-        envvar="MONITOR_ITUNES_URL",
-        default=_ENDPOINTS.itunes,
-        show_default=True,
-        help="Base URL of iTunes legacy RSS (or MONITOR_ITUNES_URL).",
-    ),
-    click.option(
-        "--play-url",
-        envvar="MONITOR_PLAY_URL",
-        default=_ENDPOINTS.play,
-        show_default=True,
-        help="Base URL of Google Play (or MONITOR_PLAY_URL).",
+    *(
+        click.option(
+            flag,
+            envvar=envvar,
+            default=default,
+            show_default=True,
+            help=f"Base URL of {source} (or {envvar}).",
+        )
+        for flag, envvar, default, source in _ENDPOINT_OPTIONS
     ),
     click.option(
         "--concurrency",

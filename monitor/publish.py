@@ -1,4 +1,4 @@
-"""Publish the database with Datasette: its metadata, and a server in a thread."""
+"""Publish the database with Datasette, from a server thread."""
 
 from __future__ import annotations
 
