@@ -77,6 +77,7 @@ class ChartClaim:
             "device": device,
             "genre": genre,
             "countries_observed": len(self.observed),
+            "observed": sorted(self.observed),
             "number_one": self.within(1),
             "top_10": self.within(10),
             "top_100": self.within(100),

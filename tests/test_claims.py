@@ -37,6 +37,7 @@ IPHONE_FREE = ("apple", "top-free", "iphone", None)
 def test_between_the_phases_the_claim_is_phase_one(db):
     free = claim_at(db, scenario.T1)[IPHONE_FREE]
     assert free["countries_observed"] == 5
+    assert free["observed"] == ["ca", "fr", "gb", "jp", "us"]
     assert free["not_observed"] == ["de"]
     assert free["number_one"] == ["ca", "gb", "us"]
     assert free["top_10"] == ["ca", "gb", "jp", "us"]
