@@ -47,6 +47,11 @@ def test_v2_capture_for_another_chart_is_rejected():
         )
 
 
+def test_v2_feed_that_does_not_state_its_storefront_or_chart_is_taken_as_asked():
+    body = b'{"feed": {"results": [{"id": "12", "name": "A", "artistName": "D"}]}}'
+    assert [e.app_id for e in apple.parse(request(chart="top-paid"), body).entries] == ["12"]
+
+
 def test_legacy_single_entry_object_hk_free():
     req = request(country="hk", chart="top-free", device="ipad")
     body = read("legacy_hk_topfreeapplications_limit1_single_entry_2018.json")

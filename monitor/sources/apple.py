@@ -34,6 +34,7 @@ _LEGACY_FEEDS = {
 }
 _LEGACY_SELF = re.compile(r"/([a-z]{2})/rss/([a-z]+)/(.*?)/?json")
 _APP_ID = re.compile(r"[0-9]+")
+_V2_CHART = re.compile(r"/apps/([a-z-]+)/")
 
 
 def uses_v2(req: ChartRequest) -> bool:
@@ -67,17 +68,23 @@ def parse_v2(req: ChartRequest, data: Any) -> Listing:
     feed = dig(data, "feed")
     if not isinstance(feed, dict):
         raise InvalidFeed("RSS v2 body has no 'feed' object")
-    country = feed.get("country")
-    if country != req.country:
-        raise InvalidFeed(f"asked for storefront {req.country!r}, feed is for {country!r}")
-    feed_id = text_or_none(feed.get("id")) or ""
-    if f"/apps/{req.chart}/" not in feed_id:
-        raise InvalidFeed(f"asked for {req.chart}, feed id is {feed_id!r}")
+    _check_v2_echo(req, feed)
     results = feed.get("results", [])
     if not isinstance(results, list):
         raise InvalidFeed("RSS v2 'feed.results' is not a list")
     entries = [_v2_entry(result, rank) for rank, result in enumerate(results, 1)]
     return Listing(entries, _rfc2822_utc(feed.get("updated")))
+
+
+def _check_v2_echo(req: ChartRequest, feed: dict[str, Any]) -> None:
+    """Check the storefront and chart the feed states, where it states them."""
+    country = feed.get("country")
+    if isinstance(country, str) and country.lower() != req.country:
+        raise InvalidFeed(f"asked for storefront {req.country!r}, feed is for {country!r}")
+    feed_id = text_or_none(feed.get("id")) or ""
+    chart = _V2_CHART.search(feed_id)
+    if chart and chart.group(1) != req.chart:
+        raise InvalidFeed(f"asked for {req.chart}, feed id is {feed_id!r}")
 
 
 def _v2_entry(result: Any, rank: int) -> Entry:
