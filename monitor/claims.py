@@ -5,7 +5,6 @@ Built on the SQL in ``monitor.queries``, the same that Datasette's canned querie
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +16,6 @@ from monitor.errors import UsageError
 from monitor.sources.payload import utc_iso
 
 ChartKey = tuple[str, str, str | None, str | None]
-FIND_LIMIT = 50
 
 
 class AppNotFound(UsageError):
@@ -39,16 +37,11 @@ class App:
 
 @dataclass(frozen=True)
 class Span:
-    """An unbroken stretch of observations at No. 1 in one country."""
+    """An unbroken stretch of observations at No. 1 in one country, and its hours."""
 
     first_at: str
     last_at: str
-    last_snapshot: int
-
-    @property
-    def hours(self) -> float:
-        """Length from the first to the last observation, in hours."""
-        return round((_parse(self.last_at) - _parse(self.first_at)).total_seconds() / 3600, 1)
+    hours: float
 
 
 @dataclass
@@ -60,6 +53,7 @@ class ChartClaim:
     observed: list[str] = field(default_factory=list)
     not_observed: list[str] = field(default_factory=list)
     observed_at: dict[str, str] = field(default_factory=dict)
+    depths: dict[str, int] = field(default_factory=dict)
     since: dict[str, str] = field(default_factory=dict)
     longest: dict[str, Span] = field(default_factory=dict)
     peak: tuple[int, str] | None = None
@@ -67,6 +61,14 @@ class ChartClaim:
     def within(self, depth: int) -> list[str]:
         """Return the sorted countries where the app ranks at depth or better."""
         return sorted(cc for cc, rank in self.ranks.items() if rank <= depth)
+
+    def shallow(self) -> dict[str, int]:
+        """Return {country: depth} where the observation went less than 100 ranks deep.
+
+        There, an app not listed is not in the top 'depth'; whether it is in the top 100
+        is not known.
+        """
+        return {cc: depth for cc, depth in sorted(self.depths.items()) if depth < 100}
 
     def to_json(self) -> dict[str, Any]:
         """Return the stable JSON form of this chart's claim."""
@@ -83,6 +85,7 @@ class ChartClaim:
             "top_100": self.within(100),
             "ranks": dict(sorted(self.ranks.items())),
             "not_observed": sorted(self.not_observed),
+            "shallow": self.shallow(),
             "number_one_since": dict(sorted(self.since.items())),
             "longest_number_one": {
                 cc: {"from": s.first_at, "to": s.last_at, "hours": s.hours}
@@ -125,14 +128,16 @@ def normalise_time(text: str | None) -> str:
 
 def find_app(db: Database, query: str) -> App:
     """Find the one app whose id is query, or one of whose names contains it."""
-    pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    folded = query.casefold()
+    pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    db.conn.create_function("casefold", 1, str.casefold, deterministic=True)
     rows = list(db.query(queries.FIND_APP, {"query": query, "pattern": pattern}))
     exact = [row for row in rows if row["app_id"] == query]
     matches = exact or rows
     if not matches:
         raise AppNotFound(f"no app has the id {query!r} or a name containing it")
     if len(matches) > 1:
-        listed = "\n".join(f"  {r['store']} {r['app_id']}  {r['name']}" for r in matches)
+        listed = "\n".join(f"  {r['store']} {r['app_id']}  {printable(r['name'])}" for r in matches)
         raise AmbiguousApp(f"{len(matches)} apps match {query!r}; give one of their ids:\n{listed}")
     return App(**matches[0])
 
@@ -152,6 +157,7 @@ def claim(db: Database, app: App, at: str, max_age: float = queries.MAX_AGE_SECO
             continue
         chart.observed.append(row["country"])
         chart.observed_at[row["country"]] = row["observed_at"]
+        chart.depths[row["country"]] = row["observed_depth"]
         at_snapshot[(key, row["country"])] = row["snapshot_id"]
         if row["rank"] is not None:
             chart.ranks[row["country"]] = row["rank"]
@@ -166,50 +172,37 @@ def _add_runs(
     charts: dict[ChartKey, ChartClaim],
     at_snapshot: dict[tuple[ChartKey, str], int],
 ) -> None:
-    for (key, country), spans in _number_one_spans(db, app, params).items():
-        chart = charts.get(key)
+    for row in db.query(queries.NUMBER_ONE_STRETCHES, params):
+        key = (row["store"], row["chart"], row["device"], row["genre"])
+        chart, country = charts.get(key), row["country"]
         if chart is None:
             continue
-        chart.longest[country] = max(spans, key=lambda span: span.hours)
-        current = spans[-1]
-        if chart.ranks.get(country) == 1 and current.last_snapshot == at_snapshot[(key, country)]:
-            chart.since[country] = current.first_at
+        span = Span(row["first_at"], row["last_at"], row["hours"])
+        if country not in chart.longest or span.hours > chart.longest[country].hours:
+            chart.longest[country] = span
+        if row["last_snapshot"] == at_snapshot.get((key, country)):
+            chart.since[country] = span.first_at
     for row in db.query(queries.NUMBER_ONE_PEAKS, params):
         key = (row["store"], row["chart"], row["device"], row["genre"])
         if key in charts and charts[key].peak is None:
             charts[key].peak = (row["countries"], row["at"])
 
 
-def _number_one_spans(
-    db: Database, app: App, params: dict[str, Any]
-) -> dict[tuple[ChartKey, str], list[Span]]:
-    """Merge runs at No. 1 that follow each other (a rename splits a run) into spans."""
-    spans: dict[tuple[ChartKey, str], list[Span]] = defaultdict(list)
-    for row in db.query(queries.NUMBER_ONE_RUNS, params):
-        if row["store"] != app.store or row["last_snapshot"] is None:
-            continue
-        where = ((row["store"], row["chart"], row["device"], row["genre"]), row["country"])
-        found = spans[where]
-        if found and found[-1].last_snapshot == row["previous_snapshot"]:
-            found[-1] = Span(found[-1].first_at, row["last_at"], row["last_snapshot"])
-        else:
-            found.append(Span(row["first_at"], row["last_at"], row["last_snapshot"]))
-    return spans
-
-
 def _sort_key(key: ChartKey) -> tuple[str, ...]:
     return tuple(part or "" for part in key)
 
 
-def _parse(moment: str) -> datetime:
-    return datetime.fromisoformat(moment)
+def printable(text: str | None) -> str:
+    """Show control characters from a store's text as escapes, not as terminal commands."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text or "")
 
 
 def describe(result: Claim) -> str:
     """Render a claim as text for people: per chart, coverage, lists and a table."""
     app = result.app
     lines = [
-        f"{app.name} ({app.store} {app.app_id}) at {result.at}. A country is observed when "
+        f"{printable(app.name)} ({app.store} {app.app_id}) at {result.at}. "
+        "A country is observed when "
         f"its chart was fetched at most {result.max_age / 3600:g}h before.",
     ]
     if not result.charts:
@@ -231,6 +224,9 @@ def _describe_chart(chart: ChartClaim) -> list[str]:
         lines.append(f"  {label} in {len(countries)}: {', '.join(countries) or '-'}")
     if chart.not_observed:
         lines.append(f"  Not observed: {', '.join(sorted(chart.not_observed))}")
+    if chart.shallow():
+        listed = ", ".join(f"{cc} (top {depth})" for cc, depth in chart.shallow().items())
+        lines.append(f"  Observed less than 100 deep: {listed}")
     if chart.peak:
         lines.append(f"  Peak at No. 1: {chart.peak[0]} countries, in the sweep of {chart.peak[1]}")
     if chart.ranks:

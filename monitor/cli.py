@@ -6,7 +6,9 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -146,7 +148,9 @@ def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
         return given[key] if explicit or key not in file else file[key]
 
     settings = Settings(
-        Endpoints(given["apple_rss_url"], given["itunes_url"], given["play_url"]),
+        Endpoints(
+            *(check_url(flag, given[flag[2:].replace("-", "_")]) for flag, *_ in _ENDPOINT_OPTIONS)
+        ),
         FetchPolicy(
             concurrency=pick("concurrency"),
             timeout=pick("timeout"),
@@ -155,6 +159,25 @@ def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
         ),
     )
     return settings, {**file, **{k: pick(k) for k in ("interval", "jitter") if k in given}}
+
+
+def open_existing(db: str) -> Any:
+    """Open a database that must already exist, as the read-only commands need."""
+    if not Path(db).is_file():
+        raise Refused(f"no database at {db}; 'monitor collect' or 'monitor run' creates it")
+    return schema.open_db(db)
+
+
+def check_url(option: str, url: str) -> str:
+    """Refuse a base URL that is not http(s) with a host: a configuration error."""
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise click.BadParameter(f"{url!r} is not an http(s) URL with a host", param_hint=option)
+    return url
 
 
 def chart_requests(specs: tuple[ChartSpec, ...], where: str) -> list[ChartRequest]:
@@ -205,8 +228,8 @@ def collect(
     was stored, 1 if some failed (the others are stored), 2 for usage errors.
     """
     settings, file = resolve(given)
-    flags = (store, chart, device, genre, countries, depth)
-    if any(flags):
+    flags = (store, chart, device, genre, depth)
+    if countries or any(flag is not None for flag in flags):
         spec = ChartSpec(
             store or "apple",
             chart or "top-free",
@@ -341,7 +364,7 @@ def claim(app: str, at: str | None, max_age: float, as_json: bool, db: str) -> N
     says which countries were observed, since a country not observed is not the same
     as a country where the app is not ranked.
     """
-    database = schema.open_db(db)
+    database = open_existing(db)
     try:
         found = claims.find_app(database, app)
         result = claims.claim(database, found, claims.normalise_time(at), max_age)
@@ -365,7 +388,7 @@ def claim(app: str, at: str | None, max_age: float, as_json: bool, db: str) -> N
 )
 def status(db: str, sweeps: int) -> None:
     """Show the last sweeps, failures by storefront and the database size."""
-    state = read_status(schema.open_db(db), db, sweeps)
+    state = read_status(open_existing(db), db, sweeps)
     click.echo(
         f"{state.path}: {state.size_bytes / 1e6:,.1f} MB, {state.snapshots:,} chart observations"
     )
@@ -396,7 +419,8 @@ store_option = click.option(
 
 @cli.command()
 @store_option
-def countries(store: str) -> None:
+@db_option
+def countries(store: str, db: str) -> None:
     """List the storefront codes that --country accepts, by default for the App Store."""
     for code, name in storefronts(store).items():
         click.echo(f"{code}\t{name}")
@@ -404,7 +428,8 @@ def countries(store: str) -> None:
 
 @cli.command()
 @store_option
-def genres(store: str) -> None:
+@db_option
+def genres(store: str, db: str) -> None:
     """List the genre (category) ids that --genre accepts, by default for the App Store."""
     for genre_id, name in reference_genres(store).items():
         click.echo(f"{genre_id}\t{name}")

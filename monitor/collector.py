@@ -162,7 +162,7 @@ def sweep_once(
     stop: threading.Event | None = None,
 ) -> SweepReport:
     """Take one sweep under the database's sweep lock, so that sweeps never interleave."""
-    with sweep_lock(db_path, on_wait):
+    with sweep_lock(db_path, on_wait, stop):
         db = schema.open_db(db_path)
         try:
             return sweep(db, requests, settings, on_result, stop)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,10 @@ from monitor.errors import MonitorError
 
 class AlreadyRunning(MonitorError):
     """Another ``monitor run`` already serves this database."""
+
+
+class Stopped(MonitorError):
+    """The service was asked to stop while it waited for the sweep lock."""
 
 
 @contextmanager
@@ -36,14 +41,35 @@ def service_lock(db_path: str | Path) -> Iterator[None]:
 
 
 @contextmanager
-def sweep_lock(db_path: str | Path, on_wait: Callable[[str], None]) -> Iterator[None]:
-    """Hold the database's sweep lock, waiting for a sweep in progress to finish."""
+def sweep_lock(
+    db_path: str | Path, on_wait: Callable[[str], None], stop: threading.Event | None = None
+) -> Iterator[None]:
+    """Hold the database's sweep lock, waiting for a sweep in progress to finish.
+
+    Raise Stopped if stop is set while waiting.
+    """
+    stop = stop or threading.Event()
     fd = _open(Path(f"{db_path}.sweep.lock"))
     try:
         if not _try_lock(fd):
             on_wait(f"waiting for the sweep in progress (pid {_holder(fd)}) to finish")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            while not _try_lock(fd):
+                if stop.wait(0.2):
+                    raise Stopped("stopped while waiting for another sweep to finish")
+        if stop.is_set():
+            raise Stopped("stopped before the sweep began")
         _claim(fd)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def migration_lock(db_path: str | Path) -> Iterator[None]:
+    """Hold the lock under which a database's schema is created or migrated."""
+    fd = _open(Path(f"{db_path}.migrate.lock"))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)

@@ -37,16 +37,18 @@ latest AS (
   FROM charts c JOIN target t ON t.store = c.store, p
 ),
 seen AS (
-  SELECT l.*, s.fetched_at, s.fetched_at >= {_OLDEST} AS fresh
+  SELECT l.*, s.fetched_at, s.depth, s.fetched_at >= {_OLDEST} AS fresh
   FROM latest l, p LEFT JOIN snapshots s ON s.id = l.snapshot_id
 )
 SELECT store, chart, device, genre, country,
   CASE WHEN fresh THEN {_CLAIM_RANK} END AS rank,
-  CASE WHEN fresh THEN 'observed' WHEN fetched_at IS NULL THEN 'never observed'
+  CASE WHEN p.at IS NULL THEN 'invalid time: use YYYY-MM-DDTHH:MM:SSZ'
+       WHEN fresh THEN 'observed' WHEN fetched_at IS NULL THEN 'never observed'
        ELSE 'not observed: too old' END AS coverage,
-  fetched_at AS observed_at, snapshot_id, :app AS app_id,
+  fetched_at AS observed_at, CASE WHEN fresh THEN depth END AS observed_depth,
+  snapshot_id, :app AS app_id,
   CASE WHEN fresh THEN {_CLAIM_NAME} END AS app_name
-FROM seen
+FROM seen, p
 ORDER BY store, chart, device, genre, rank IS NULL, rank, country"""
 
 TOP_CHART = f"""WITH p AS (SELECT {_AT} AS at),
@@ -145,22 +147,39 @@ WHERE t.sweep_id >= coalesce((SELECT MIN(id) FROM sweeps
 GROUP BY day, c.store, c.country
 ORDER BY day DESC, success_percent, c.store, c.country"""
 
-# The runs at No. 1 of an app, with the observations that bound them, up to :at.
-NUMBER_ONE_RUNS = f"""WITH p AS (SELECT {_AT} AS at)
-SELECT c.store, c.chart, c.device, c.genre, c.country, r.first_snapshot,
-  f.fetched_at AS first_at,
-  (SELECT MAX(b.id) FROM snapshots b WHERE b.chart_id = c.id AND b.id < r.first_snapshot)
-    AS previous_snapshot,
-  (SELECT e.id FROM snapshots e WHERE e.chart_id = c.id AND e.id <= r.last_snapshot
-     AND e.fetched_at <= p.at ORDER BY e.id DESC LIMIT 1) AS last_snapshot,
-  (SELECT e.fetched_at FROM snapshots e WHERE e.chart_id = c.id AND e.id <= r.last_snapshot
-     AND e.fetched_at <= p.at ORDER BY e.id DESC LIMIT 1) AS last_at
-FROM apps a
-JOIN runs r ON r.app = a.id AND r.rank = 1
-JOIN charts c ON c.id = r.chart_id
-JOIN snapshots f ON f.id = r.first_snapshot, p
-WHERE a.app_id = :app AND f.fetched_at <= p.at
-ORDER BY c.store, c.chart, c.device, c.genre, c.country, r.first_snapshot"""
+# An app's stretches at No. 1 up to :at, per chart and country: unbroken series of
+# observations with the app at No. 1. A stretch ends where an observation of the chart did
+# not have it at No. 1, or where the chart went unobserved for more than :max_age seconds,
+# since nothing is known of it then. A rename does not end a stretch.
+NUMBER_ONE_STRETCHES = f"""WITH p AS (SELECT {_AT} AS at),
+points AS (
+  SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
+    s.id AS snapshot_id, s.fetched_at,
+    (SELECT MAX(b.id) FROM snapshots b WHERE b.chart_id = s.chart_id AND b.id < s.id)
+      AS previous_snapshot
+  FROM apps a
+  JOIN runs r ON r.app = a.id AND r.rank = 1
+  JOIN charts c ON c.id = r.chart_id
+  JOIN snapshots s ON s.chart_id = r.chart_id
+    AND s.id BETWEEN r.first_snapshot AND r.last_snapshot, p
+  WHERE a.app_id = :app AND s.fetched_at <= p.at
+),
+marked AS (
+  SELECT *, CASE WHEN previous_snapshot IS lag(snapshot_id) OVER win
+      AND (julianday(fetched_at) - julianday(lag(fetched_at) OVER win)) * 86400 <= :max_age
+    THEN 0 ELSE 1 END AS starts
+  FROM points WINDOW win AS (PARTITION BY chart_id ORDER BY snapshot_id)
+),
+numbered AS (
+  SELECT *, SUM(starts) OVER (PARTITION BY chart_id ORDER BY snapshot_id) AS stretch
+  FROM marked
+)
+SELECT store, chart, device, genre, country, MIN(fetched_at) AS first_at,
+  MAX(fetched_at) AS last_at, MAX(snapshot_id) AS last_snapshot,
+  ROUND((julianday(MAX(fetched_at)) - julianday(MIN(fetched_at))) * 24, 1) AS hours
+FROM numbered
+GROUP BY chart_id, stretch
+ORDER BY store, chart, device, genre, country, first_at"""
 
 # How many countries had the app at No. 1 in each sweep, per chart, up to :at.
 NUMBER_ONE_PEAKS = f"""WITH p AS (SELECT {_AT} AS at)
@@ -174,16 +193,18 @@ WHERE a.app_id = :app AND s.fetched_at <= p.at
 GROUP BY c.store, c.chart, c.device, c.genre, s.sweep_id
 ORDER BY c.store, c.chart, c.device, c.genre, countries DESC, s.sweep_id"""
 
-# Apps whose id is :query, or one of whose names matches the LIKE :pattern.
-FIND_APP = """SELECT a.store, a.app_id,
+# Apps whose id is :query, or one of whose names, case-folded, matches the LIKE :pattern.
+# casefold() is a function the caller registers: SQLite folds ASCII only.
+FIND_LIMIT = 50
+FIND_APP = f"""SELECT a.store, a.app_id,
   (SELECT l.name FROM runs r JOIN labels l ON l.id = r.label WHERE r.app = a.id
    ORDER BY r.first_snapshot DESC LIMIT 1) AS name
 FROM apps a
 WHERE a.app_id = :query OR a.id IN (
   SELECT al.app FROM labels l JOIN app_labels al ON al.label = l.id
-  WHERE l.name LIKE :pattern ESCAPE '\\')
+  WHERE casefold(l.name) LIKE :pattern ESCAPE '\\')
 ORDER BY a.app_id = :query DESC, a.store, a.app_id
-LIMIT 50"""  # claims.FIND_LIMIT
+LIMIT {FIND_LIMIT}"""
 
 
 @dataclass(frozen=True)
@@ -280,31 +301,14 @@ SELECT country, fetched_at, rank,
 FROM marked
 ORDER BY fetched_at DESC, country"""
 
-# The app's stretches at No. 1 in the selected chart up to :at, merging runs that follow
-# each other (a rename splits a run), as claims does; `now` when it holds No. 1 at :at.
-NUMBER_ONE_SPANS = f"""WITH runs1 AS (
-  SELECT *, CASE WHEN previous_snapshot IS lag(last_snapshot) OVER win THEN 0 ELSE 1 END
-    AS starts
-  FROM ({NUMBER_ONE_RUNS})
-  WHERE {_SELECTED_CHART.format(t="")} AND last_snapshot IS NOT NULL
-  WINDOW win AS (PARTITION BY country ORDER BY first_snapshot)
-),
-spans AS (
-  SELECT country, first_at, last_at, last_snapshot,
-    SUM(starts) OVER (PARTITION BY country ORDER BY first_snapshot) AS span
-  FROM runs1
-),
-merged AS (
-  SELECT country, MIN(first_at) AS first_at, MAX(last_at) AS last_at,
-    MAX(last_snapshot) AS last_snapshot
-  FROM spans GROUP BY country, span
-)
-SELECT m.country, m.first_at, m.last_at,
-  ROUND((julianday(m.last_at) - julianday(m.first_at)) * 24, 1) AS hours,
+# The app's stretches at No. 1 in the selected chart up to :at; `now` when it holds
+# No. 1 at :at.
+NUMBER_ONE_SPANS = f"""SELECT m.country, m.first_at, m.last_at, m.hours,
   n.country IS NOT NULL AS now
-FROM merged m
+FROM ({NUMBER_ONE_STRETCHES}) m
 LEFT JOIN ({CLAIM_IN_CHART}) n ON n.country = m.country AND n.rank = 1
   AND n.snapshot_id = m.last_snapshot
+WHERE {_SELECTED_CHART.format(t="m.")}
 ORDER BY now DESC, m.first_at DESC, m.country"""
 
 # Every name and developer the app was shown under up to :at, with where and since when.

@@ -15,6 +15,8 @@ from pathlib import Path
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from monitor.locks import migration_lock
+
 BUSY_TIMEOUT_MS = 30_000
 OPEN = 2**63 - 1
 migrations = Migrations("monitor")
@@ -140,12 +142,25 @@ def m003_raw_responses(db: Database) -> None:
     )
 
 
+@migrations()
+def m004_charts_unique_with_nulls(db: Database) -> None:
+    """Make the charts key unique even where device or genre is NULL."""
+    db.execute("DROP INDEX idx_charts_store_chart_device_genre_country")
+    db.execute(
+        "CREATE UNIQUE INDEX idx_charts_key ON charts "
+        "(store, chart, coalesce(device, ''), coalesce(genre, ''), country)"
+    )
+
+
 def open_db(path: str | Path) -> Database:
     """Open (creating if need be) the database in WAL mode, with migrations applied."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(path)
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    db.enable_wal()
-    db.execute("PRAGMA synchronous = NORMAL")
-    migrations.apply(db)
+    # Processes that open a new file at once (a service and its Datasette) must not
+    # both create the schema.
+    with migration_lock(path):
+        db = Database(path)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.enable_wal()
+        db.execute("PRAGMA synchronous = NORMAL")
+        migrations.apply(db)
     return db

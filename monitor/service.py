@@ -17,7 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import collector, publish, schema
 from monitor.charts import ChartRequest, FetchResult
 from monitor.config import Settings
-from monitor.locks import service_lock
+from monitor.locks import Stopped, service_lock
 
 log = logging.getLogger("monitor")
 
@@ -49,29 +49,34 @@ def run_service(
     with service_lock(db_path):
         schema.open_db(db_path).close()
         stop = _stop_on_signals()
-        scheduler = _start_scheduler(db_path, requests, settings, schedule, stop)
-        try:
-            _serve_until(stop, db_path, listen)
-        finally:
-            stop.set()
-            scheduler.shutdown(wait=True)
+        # Datasette binds its port first, so that a busy port stops the service at once.
+        with _serving(db_path, listen):
+            scheduler = _start_scheduler(db_path, requests, settings, schedule, stop)
+            try:
+                _wait_for(stop)
+            finally:
+                stop.set()
+                scheduler.shutdown(wait=True)
         log.info("stopped")
 
 
 def serve_forever(db_path: str | Path, listen: Listen) -> None:
     """Serve Datasette alone until SIGTERM or SIGINT."""
-    _serve_until(_stop_on_signals(), db_path, listen)
+    stop = _stop_on_signals()
+    with _serving(db_path, listen):
+        _wait_for(stop)
 
 
-def _serve_until(stop: threading.Event, db_path: str | Path, listen: Listen | None) -> None:
-    server: AbstractContextManager[object] = (
-        publish.serving(db_path, listen.host, listen.port) if listen else nullcontext()
-    )
-    with server:
-        if listen:
-            log.info("Datasette at http://%s:%s/", listen.host, listen.port)
-        while not stop.wait(0.5):
-            pass
+def _serving(db_path: str | Path, listen: Listen | None) -> AbstractContextManager[object]:
+    if listen is None:
+        return nullcontext()
+    log.info("Datasette at http://%s:%s/", listen.host, listen.port)
+    return publish.serving(db_path, listen.host, listen.port)
+
+
+def _wait_for(stop: threading.Event) -> None:
+    while not stop.wait(0.5):
+        pass
 
 
 def _stop_on_signals() -> threading.Event:
@@ -114,7 +119,10 @@ def _start_scheduler(
 def _scheduled_sweep(
     db_path: str | Path, requests: list[ChartRequest], settings: Settings, stop: threading.Event
 ) -> None:
-    report = collector.sweep_once(db_path, requests, settings, _log_failure, log.info, stop)
+    try:
+        report = collector.sweep_once(db_path, requests, settings, _log_failure, log.info, stop)
+    except Stopped:
+        return
     log.info(report.summary())
 
 

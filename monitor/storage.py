@@ -43,6 +43,7 @@ def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
 
     Return the snapshot id, or None for a failure.
     """
+    raw = _pack(result.raw) if result.raw is not None else None  # compressed before locking
     with db.atomic():
         chart_id = _chart_id(db, result.req)
         snapshot_id = None
@@ -74,24 +75,33 @@ def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
                 "snapshot_id": snapshot_id,
             },
         )
-        if result.raw is not None:
-            _keep_raw(db, attempt_id, result.raw)
+        if raw is not None:
+            _keep_raw(db, chart_id, attempt_id, result.started_at, raw)
     return snapshot_id
 
 
-def _keep_raw(db: Database, attempt_id: int, body: bytes) -> None:
-    """Keep a failed response compressed, up to RAW_LIMIT bytes of it."""
+def _pack(body: bytes) -> dict[str, Any]:
+    """Compress a failed response, up to RAW_LIMIT bytes of it."""
     kept = body[:RAW_LIMIT]
-    _insert(
-        db,
-        "raw_responses",
-        {
-            "attempt_id": attempt_id,
-            "size": len(body),
-            "kept": len(kept),
-            "body": zlib.compress(kept, 9),
-        },
-    )
+    return {"size": len(body), "kept": len(kept), "body": zlib.compress(kept)}
+
+
+def _keep_raw(
+    db: Database, chart_id: int, attempt_id: int, started_at: str, raw: dict[str, Any]
+) -> None:
+    """Keep a failed response, at most one a day for each chart.
+
+    A format change breaks every storefront every sweep; one sample a day is enough to
+    study it, and keeping them all would grow the file by gigabytes.
+    """
+    recent = db.execute(
+        """SELECT 1 FROM attempts t JOIN raw_responses r ON r.attempt_id = t.id
+           WHERE t.chart_id = ? AND t.started_at >= strftime('%Y-%m-%dT%H:%M:%SZ', ?, '-1 day')
+           LIMIT 1""",
+        [chart_id, started_at],
+    ).fetchone()
+    if recent is None:
+        _insert(db, "raw_responses", {"attempt_id": attempt_id, **raw})
 
 
 def _advance_runs(

@@ -65,6 +65,9 @@ class StoreStandIn:
     delay: float = 0.0
     requests: list[str] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __enter__(self) -> StoreStandIn:
         stand_in = self
@@ -72,6 +75,7 @@ class StoreStandIn:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 stand_in.requests.append(self.path)
+                stand_in.arrivals.append(time.monotonic())
                 time.sleep(stand_in.delay)
                 status, headers, body = stand_in.answer(self.path)
                 self.send_response(status)
@@ -85,9 +89,14 @@ class StoreStandIn:
             def do_POST(self) -> None:
                 stand_in.requests.append(self.path)
                 stand_in.arrivals.append(time.monotonic())
+                with stand_in.lock:
+                    stand_in.in_flight += 1
+                    stand_in.most_in_flight = max(stand_in.most_in_flight, stand_in.in_flight)
                 time.sleep(stand_in.delay)
                 form = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status, headers, body = stand_in.answer_play(self.path, form)
+                with stand_in.lock:
+                    stand_in.in_flight -= 1
                 self.send_response(status)
                 for name, value in {**headers, "Content-Length": str(len(body))}.items():
                     self.send_header(name, value)

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 import scenario
-from monitor import claims, schema
+from history import chart, filler, observe, ranked
+from monitor import claims, schema, storage
 from monitor.cli import cli
 
 
@@ -54,19 +55,36 @@ def test_after_phase_two_a_stale_country_is_not_observed(db):
     assert free["top_100"] == ["de", "fr", "gb", "jp", "us"]
 
 
-def test_a_rename_does_not_break_a_run_at_number_one(db):
-    free = claim_at(db, scenario.T2)[IPHONE_FREE]
-    assert free["number_one_since"] == {"de": scenario.T2, "jp": scenario.T2, "us": scenario.T0}
+def test_a_rename_does_not_break_a_stretch_at_number_one(db):
+    # us was renamed at T1, and stayed No. 1.
+    free = claim_at(db, scenario.T1)[IPHONE_FREE]
+    assert free["number_one_since"] == {"ca": scenario.T0, "gb": scenario.T0, "us": scenario.T0}
     assert free["longest_number_one"]["us"] == {
         "from": scenario.T0,
-        "to": scenario.T2,
-        "hours": 25.0,
+        "to": scenario.T1,
+        "hours": 1.0,
+    }
+
+
+def test_a_gap_longer_than_max_age_ends_a_stretch(db):
+    # Nothing was observed for the 24 hours between T1 and T2.
+    free = claim_at(db, scenario.T2)[IPHONE_FREE]
+    assert free["number_one_since"] == {"de": scenario.T2, "jp": scenario.T2, "us": scenario.T2}
+    assert free["longest_number_one"]["us"] == {
+        "from": scenario.T0,
+        "to": scenario.T1,
+        "hours": 1.0,
     }
     assert free["longest_number_one"]["gb"] == {
         "from": scenario.T0,
         "to": scenario.T1,
         "hours": 1.0,
     }
+    app = claims.find_app(db, scenario.APP_ID)
+    patient = claims.claim(db, app, scenario.T2, max_age=25 * 3600).to_json()["charts"]
+    us = next(c for c in patient if chart_key(c) == IPHONE_FREE)
+    assert us["number_one_since"]["us"] == scenario.T0
+    assert us["longest_number_one"]["us"]["hours"] == 25.0
 
 
 def test_peak_is_the_sweep_with_most_countries_at_number_one_earliest_first(db):
@@ -137,7 +155,7 @@ def test_claim_table_for_people(db_path):
     assert "observed in 5 countries, not observed in 1" in result.output
     assert "No. 1 in 3: de, jp, us" in result.output
     assert "Peak at No. 1: 3 countries, in the sweep of 2025-01-26T08:00:00Z" in result.output
-    assert f"us          1  {scenario.T2}  {scenario.T0}  25h" in result.output
+    assert f"us          1  {scenario.T2}  {scenario.T2}  1h, {scenario.T0} to" in result.output
 
 
 @pytest.mark.parametrize(
@@ -152,3 +170,31 @@ def test_claim_usage_errors_exit_2(db_path, args, message):
     result = CliRunner().invoke(cli, ["claim", *args, "--db", str(db_path)])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_a_shallow_observation_says_how_deep_it_went(tmp_path):
+    db = schema.open_db(tmp_path / "rankings.db")
+    sweep = storage.begin_sweep(db, scenario.T0)
+    app = ("555", "Pokémon GO")
+    observe(db, sweep, chart("us"), scenario.T0, ranked(app, 50, size=60))
+    observe(db, sweep, chart("us", depth=10), scenario.T1, filler(10))
+    free = claim_at_app(db, "555", scenario.T1)
+    assert free["observed"] == ["us"]
+    assert free["ranks"] == {}
+    assert free["shallow"] == {"us": 10}
+    assert free["top_100"] == []
+
+
+def test_names_match_case_insensitively_beyond_ascii(tmp_path):
+    db = schema.open_db(tmp_path / "rankings.db")
+    sweep = storage.begin_sweep(db, scenario.T0)
+    observe(db, sweep, chart("fr"), scenario.T0, [("555", "Pokémon GO"), ("556", "ÉCLAIR")])
+    assert claims.find_app(db, "POKÉMON").app_id == "555"
+    assert claims.find_app(db, "éclair").app_id == "556"
+    with pytest.raises(claims.AppNotFound):
+        claims.find_app(db, "pokemon")
+
+
+def claim_at_app(db, app_id, at):
+    answer = claims.claim(db, claims.find_app(db, app_id), at).to_json()
+    return next(c for c in answer["charts"] if chart_key(c) == IPHONE_FREE)

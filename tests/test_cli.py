@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from monitor.cli import cli
@@ -51,3 +52,28 @@ def test_unknown_genre_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(cli, ["collect", "--genre", "99", "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2
     assert "unknown App Store genre '99'; run 'monitor genres --store apple'" in result.output
+
+
+def test_depth_zero_is_a_usage_error_not_a_default(tmp_path):
+    result = CliRunner().invoke(cli, ["collect", "--depth", "0", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2
+    assert "depth must be between 1 and 100" in result.output
+
+
+@pytest.mark.parametrize("url", ["rss.example.invalid", "http://[bad", "ftp://host/x"])
+def test_a_bad_store_url_is_a_configuration_error(tmp_path, url):
+    result = CliRunner().invoke(
+        cli, ["collect", "--db", str(tmp_path / "x.db")], env={"MONITOR_APPLE_RSS_URL": url}
+    )
+    assert result.exit_code == 2
+    assert "is not an http(s) URL with a host" in result.output
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("command", [["status"], ["claim", "anything"]])
+def test_read_commands_refuse_a_missing_database(tmp_path, command):
+    missing = tmp_path / "typo" / "rankings.db"
+    result = CliRunner().invoke(cli, [*command, "--db", str(missing)])
+    assert result.exit_code == 2
+    assert f"no database at {missing}" in result.output
+    assert not missing.parent.exists()

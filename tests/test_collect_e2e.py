@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 
 from monitor.reference import apple_storefronts
@@ -103,10 +104,12 @@ def test_faults_give_error_rows_and_complete_charts_everywhere_else(run_monitor,
 
 
 def test_429_retry_after_is_honoured(run_monitor, stand_in):
-    stand_in.faults = {"fr": "429"}
+    stand_in.faults = {"fr": "429"}  # answers 429 with Retry-After: 1
     result = run_monitor("collect", "--country", "fr", "--retries", "2")
     assert result.returncode == 1
     assert stand_in.requests.count("/api/v2/fr/apps/top-free/100/apps.json") == 3
+    gaps = [b - a for a, b in itertools.pairwise(stand_in.arrivals)]
+    assert min(gaps) >= 0.95
     assert query(run_monitor.db, "SELECT status, http_status FROM fetches") == [("error", 429)]
 
 

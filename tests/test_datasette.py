@@ -114,10 +114,11 @@ def test_coverage_leaves_out_sweeps_older_than_30_days(ds):
 
 def test_coverage_of_recent_sweeps(tmp_path):
     db = schema.open_db(tmp_path / "rankings.db")
-    sweep = storage.begin_sweep(db, now())
-    observe(db, sweep, chart("us"), now(), [("1", "A")])
-    fail(db, sweep, chart("jp"), now())
-    fail(db, sweep, chart("jp", chart="top-paid"), now())
+    at = now()
+    sweep = storage.begin_sweep(db, at)
+    observe(db, sweep, chart("us"), at, [("1", "A")])
+    fail(db, sweep, chart("jp"), at)
+    fail(db, sweep, chart("jp", chart="top-paid"), at)
     ds = Datasette([str(tmp_path / "rankings.db")], metadata=metadata(tmp_path / "rankings.db"))
     coverage = {
         r["country"]: (r["ok"], r["errors"], r["success_percent"]) for r in rows(ds, "coverage")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -83,3 +84,13 @@ def test_retry_after_in_seconds_and_as_a_date():
     assert 25 <= parse_retry_after(later) <= 30
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def test_retry_after_is_honoured_up_to_a_bound():
+    # FAST caps Retry-After at 0.05 s: a server asking for 100 s must not stall the sweep.
+    started = time.monotonic()
+    response, seen = run(
+        [httpx.Response(429, headers={"Retry-After": "100"}), httpx.Response(200, content=b"ok")]
+    )
+    assert response.content == b"ok" and len(seen) == 2
+    assert time.monotonic() - started < 5

@@ -356,3 +356,10 @@ def test_built_entry_keeps_the_real_shape():
     assert (entry[0][0][0], entry[0][3], entry[0][14]) == ("com.example.x", "X", "Dev")
     assert entry[0][10][4][2] == "/store/apps/details?id=com.example.x"
     assert "eightytwoand0" not in json.dumps(entry[0][8])
+
+
+def test_an_app_named_like_the_rate_limit_error_is_just_an_app():
+    apps = [("com.example.gateway", "PlayGatewayError Simulator", "Dev"), *APPS[1:]]
+    body = build_response(apps, "topselling_free", "GAME")
+    names = [e.name for e in play.parse(request(), body).entries]
+    assert names[0] == "PlayGatewayError Simulator"

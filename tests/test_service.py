@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import select
 import signal
 import socket
 import sqlite3
@@ -32,6 +33,17 @@ def finished_sweeps(db):
 
 def snapshots(db):
     return count_or_zero(db, "SELECT COUNT(*) FROM snapshots")
+
+
+def said(process, text):
+    """Read what process has logged so far, without blocking; tell whether text came."""
+    while select.select([process.stderr], [], [], 0)[0]:
+        line = process.stderr.readline()
+        if not line:
+            return False
+        if text in line:
+            return True
+    return False
 
 
 def incomplete_snapshots(db):
@@ -96,7 +108,7 @@ def test_a_second_service_on_the_same_file_is_refused(spawn_monitor, run_monitor
 
 
 def test_collect_waits_for_the_sweep_in_progress(spawn_monitor, run_monitor, stand_in, db_path):
-    stand_in.delay = 0.05
+    stand_in.delay = 0.2  # the service's sweep takes about 4 s
     spawn_monitor("run", "--no-serve", "--interval", "1h")
     wait_for(lambda: snapshots(db_path), 30, "the service's sweep to start")
     result = run_monitor("collect", "--country", "us")
@@ -177,3 +189,16 @@ def test_serve_on_a_port_in_use_says_so(run_monitor):
         result = run_monitor("serve", "--port", str(busy.getsockname()[1]), timeout=60)
     assert result.returncode == 1
     assert "could not serve Datasette on 127.0.0.1" in result.stderr
+
+
+def test_sigterm_while_waiting_for_another_sweep_stops_at_once(spawn_monitor, stand_in, db_path):
+    stand_in.delay = 0.3  # the collect sweep takes about 7 s
+    collect = spawn_monitor("collect")
+    wait_for(lambda: snapshots(db_path), 30, "the collect sweep to start")
+    service = spawn_monitor("run", "--no-serve", "--interval", "1h")
+    wait_for(lambda: said(service, "waiting for the sweep in progress"), 30, "the service to wait")
+    service.send_signal(signal.SIGTERM)
+    assert service.wait(timeout=3) == 0
+    assert collect.poll() is None  # the other sweep is still going
+    assert collect.wait(timeout=60) == 0
+    assert count(db_path, "SELECT COUNT(*) FROM sweeps") == 1

@@ -150,14 +150,15 @@ def test_failure_is_an_error_row_and_never_a_snapshot(db):
 
 def test_an_observation_that_cannot_be_written_leaves_nothing_behind(db):
     sweep = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
-    # Fail on the snapshot, after the apps, labels and list have been written.
+    # Fail on the last write, the attempt, after the chart, snapshot, apps, labels and
+    # runs have been written.
     db.execute(
-        "CREATE TRIGGER fail BEFORE INSERT ON snapshots "
+        "CREATE TRIGGER fail BEFORE INSERT ON attempts "
         "BEGIN SELECT RAISE(ABORT, 'disk went away'); END"
     )
     with pytest.raises(sqlite3.IntegrityError, match="disk went away"):
         storage.record(db, sweep, ok(apps("A", "B")))
-    for table in ("apps", "labels", "runs", "snapshots", "attempts"):
+    for table in ("charts", "apps", "labels", "app_labels", "runs", "snapshots", "attempts"):
         assert db[table].count == 0, table
 
 
@@ -188,3 +189,24 @@ def test_a_chart_at_time_t_is_read_through_indexes(db):
     )
     assert "SCAN" not in steps
     assert "r USING PRIMARY KEY (chart_id=? AND last_snapshot>?)" in steps
+
+
+def test_failed_bodies_are_kept_once_a_day_per_chart(db):
+    sweep = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
+    gb = ChartRequest("apple", "top-free", "iphone", None, "gb", 100)
+    for req, at in [
+        (REQ, "2026-01-01T00:00:00Z"),
+        (REQ, "2026-01-01T23:00:00Z"),
+        (gb, "2026-01-01T23:00:00Z"),
+        (REQ, "2026-01-02T01:00:00Z"),
+    ]:
+        storage.record(db, sweep, FetchResult(req, at, at, error="bad", raw=b"<html>" * 10))
+    kept = db.execute(
+        "SELECT f.country, f.started_at, r.size FROM raw_responses r "
+        "JOIN fetches f ON f.id = r.attempt_id ORDER BY r.attempt_id"
+    ).fetchall()
+    assert kept == [
+        ("us", "2026-01-01T00:00:00Z", 60),
+        ("gb", "2026-01-01T23:00:00Z", 60),
+        ("us", "2026-01-02T01:00:00Z", 60),
+    ]

@@ -105,11 +105,17 @@ def parse(req: ChartRequest, body: bytes) -> Listing:
     except UnicodeDecodeError as error:
         raise InvalidFeed(f"response is not UTF-8 text: {error}") from None
     check_not_blocked(text)
-    if _RATE_LIMIT_MARKER in text:
-        raise RateLimited(
-            f"rate limited: Google Play answered with a {_RATE_LIMIT_MARKER}, not the chart"
-        )
-    inner = _load_payload(find_payload(text))
+    try:
+        payload = find_payload(text)
+    except InvalidFeed:
+        # Only an answer without a chart is a rate limit: a chart's own text (an app's
+        # name or description) may hold the marker too.
+        if _RATE_LIMIT_MARKER in text:
+            raise RateLimited(
+                f"rate limited: Google Play answered with a {_RATE_LIMIT_MARKER}, not the chart"
+            ) from None
+        raise
+    inner = _load_payload(payload)
     raw = chart_entries(req, inner)
     return Listing([play_entry(item, rank) for rank, item in enumerate(raw, 1)], None)
 
