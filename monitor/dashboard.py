@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor import queries
+from monitor.charts import CHARTS, DEVICES
 from monitor.reference import iso_numeric
 
 SLUG = "app"
@@ -65,13 +66,13 @@ def _filters() -> dict[str, Any]:
         "chart": {
             "name": "Chart",
             "type": "select",
-            "options": ["top-free", "top-paid", "top-grossing"],
+            "options": list(CHARTS),
             "default": "top-free",
         },
         "device": {
             "name": "Device (App Store)",
             "type": "select",
-            "options": ["iphone", "ipad"],
+            "options": list(DEVICES),
             "default": "iphone",
         },
         "countries": {"name": "History: countries (us,gb; blank: the 5 best)", "type": "text"},

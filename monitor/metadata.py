@@ -9,9 +9,10 @@ from monitor import dashboard, queries
 
 TITLE = "monitor: app-store top charts by country"
 DESCRIPTION = (
-    "Snapshots of the App Store top charts in every storefront, kept since the collector "
-    "started. A country whose chart has no recent successful fetch is not observed, which "
-    "is never the same as an app not being ranked there: see fetches for every attempt."
+    "Snapshots of the App Store and Google Play top charts in every country, kept since "
+    "the collector started. A country whose chart has no recent successful fetch is not "
+    "observed, which is never the same as an app not being ranked there: see fetches for "
+    "every attempt."
 )
 
 _CHART_COLUMNS = {
@@ -151,7 +152,7 @@ def metadata(db_path: str | Path) -> dict[str, Any]:
         "title": TITLE,
         "description": DESCRIPTION,
         "about": "monitor, an app-store ranking monitor",
-        "source": "Apple's RSS feeds of the App Store top charts",
+        "source": "Apple's RSS feeds of the App Store top charts, and Google Play's own",
         "source_url": "https://rss.marketingtools.apple.com/",
         "databases": {
             Path(db_path).stem: {

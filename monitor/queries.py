@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_AGE_SECONDS = 6 * 3600
+_HOURS = f"{MAX_AGE_SECONDS / 3600:g}"
 
 # Normalise :at to the stored format; SQLite reads ISO 8601, with or without "Z".
 _AT = "strftime('%Y-%m-%dT%H:%M:%SZ', coalesce(nullif(:at, ''), 'now'))"
@@ -220,14 +221,14 @@ CANNED = {
     "claim": Canned(
         "Where an app ranks at a time",
         "For every chart and country: the app's rank in the latest observation at or "
-        "before `at` (blank for now), if that observation is at most 6 hours old. "
+        f"before `at` (blank for now), if that observation is at most {_HOURS} hours old. "
         "'not observed' is not the same as 'not ranked'. `app` is the store's app id.",
         CLAIM.replace(":max_age", str(MAX_AGE_SECONDS)),
     ),
     "top_chart": Canned(
         "A chart as it stood at a time",
         "The whole chart of a country at `at` (blank for now), from the latest observation "
-        "at most 6 hours older. `chart`: top-free, top-paid or top-grossing; `device`: "
+        f"at most {_HOURS} hours older. `chart`: top-free, top-paid or top-grossing; `device`: "
         "iphone or ipad, blank for Google Play.",
         TOP_CHART.replace(":max_age", str(MAX_AGE_SECONDS)),
     ),
@@ -238,7 +239,7 @@ CANNED = {
     ),
     "number_ones": Canned(
         "The No. 1 app of every country",
-        "For every chart and country observed within 6 hours of `at` (blank for now).",
+        f"For every chart and country observed within {_HOURS} hours of `at` (blank for now).",
         NUMBER_ONES.replace(":max_age", str(MAX_AGE_SECONDS)),
     ),
     "movers": Canned(

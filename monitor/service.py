@@ -99,7 +99,8 @@ def _start_scheduler(
     schedule: Schedule,
     stop: threading.Event,
 ) -> BackgroundScheduler:
-    # One sweep at a time; runs missed while one was going are coalesced into one.
+    # One sweep at a time: a run that falls due while a sweep goes on is skipped, and runs
+    # missed while the process was stalled are coalesced into one.
     scheduler = BackgroundScheduler(
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},

@@ -121,17 +121,12 @@ def _advance_runs(
         for rank, entry in enumerate(entries, 1)
         if current.get(rank) != (entry.app_id, entry.name, entry.developer or "")
     }
-    ended = [rank for rank in current if rank in changed or rank > len(entries)]
-    if ended:
-        previous = db.execute(
-            "SELECT MAX(id) FROM snapshots WHERE chart_id = ? AND id < ?",
-            [chart_id, snapshot_id],
-        ).fetchone()[0]
-        db.conn.executemany(
-            "UPDATE runs SET last_snapshot = ? "
-            "WHERE chart_id = ? AND last_snapshot = ? AND rank = ?",
-            [(previous, chart_id, OPEN, rank) for rank in ended],
-        )
+    _close_runs(
+        db,
+        chart_id,
+        snapshot_id,
+        [rank for rank in current if rank in changed or rank > len(entries)],
+    )
     _save_apps(
         db,
         store,
@@ -141,22 +136,43 @@ def _advance_runs(
             if rank in changed or (e.icon_url and icons.get(e.app_id) != e.icon_url)
         ],
     )
-    if changed:
-        apps = _app_ids(db, store, list(changed.values()))
-        labels = _label_ids(db, list(changed.values()))
-        new_runs = [
-            (chart_id, OPEN, rank, snapshot_id, apps[e.app_id], labels[(e.name, e.developer or "")])
-            for rank, e in changed.items()
-        ]
-        db.conn.executemany(
-            "INSERT INTO runs (chart_id, last_snapshot, rank, first_snapshot, app, label) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            new_runs,
-        )
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO app_labels (label, app) VALUES (?, ?)",
-            [(label, app) for *_, app, label in new_runs],
-        )
+    _open_runs(db, store, chart_id, snapshot_id, changed)
+
+
+def _close_runs(db: Database, chart_id: int, snapshot_id: int, ranks: list[int]) -> None:
+    """End the current runs at these ranks with the chart's previous observation."""
+    if not ranks:
+        return
+    previous = db.execute(
+        "SELECT MAX(id) FROM snapshots WHERE chart_id = ? AND id < ?", [chart_id, snapshot_id]
+    ).fetchone()[0]
+    db.conn.executemany(
+        "UPDATE runs SET last_snapshot = ? WHERE chart_id = ? AND last_snapshot = ? AND rank = ?",
+        [(previous, chart_id, OPEN, rank) for rank in ranks],
+    )
+
+
+def _open_runs(
+    db: Database, store: str, chart_id: int, snapshot_id: int, entries: dict[int, Entry]
+) -> None:
+    """Start a run for each entry (by rank) with this observation."""
+    if not entries:
+        return
+    apps = _app_ids(db, store, list(entries.values()))
+    labels = _label_ids(db, list(entries.values()))
+    new_runs = [
+        (chart_id, OPEN, rank, snapshot_id, apps[e.app_id], labels[(e.name, e.developer or "")])
+        for rank, e in entries.items()
+    ]
+    db.conn.executemany(
+        "INSERT INTO runs (chart_id, last_snapshot, rank, first_snapshot, app, label) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        new_runs,
+    )
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO app_labels (label, app) VALUES (?, ?)",
+        [(label, app) for *_, app, label in new_runs],
+    )
 
 
 def _save_apps(db: Database, store: str, entries: list[Entry]) -> None:

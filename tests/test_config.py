@@ -27,8 +27,12 @@ def test_the_documented_example_is_valid():
     assert config["charts"][1] == ChartSpec(
         "apple", "top-grossing", "ipad", "6014", ("us", "gb", "jp", "kr", "cn"), 50
     )
+    assert config["play_interval"] == 1.0
+    assert config["charts"][2] == ChartSpec(
+        "play", "top-free", None, "GAME", ("us", "jp", "de", "br", "in"), 100
+    )
     requests = requests_for_all(config["charts"])
-    assert len(requests) == 175 + 5
+    assert len(requests) == 175 + 5 + 5
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,7 @@
 """Reference tables shipped with monitor: storefronts and genre ids, per store.
 
-Google Play has no published list of chart countries. Its default storefronts are the
-175 App Store storefronts less mainland China (cn), where Google Play does not operate;
-``--country`` reaches any other country code Play answers for.
+Google Play publishes no list of the countries its charts serve. Its storefronts here are
+the 175 App Store storefronts less mainland China (cn), where Google Play does not operate.
 """
 
 from __future__ import annotations
