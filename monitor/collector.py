@@ -32,11 +32,15 @@ class SweepReport:
 
     sweep_id: int
     ok: int = 0
-    failed: int = 0
     entries: int = 0
     seconds: float = 0.0
     skipped: int = 0
     failures: list[FetchResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        """How many charts failed."""
+        return len(self.failures)
 
     def summary(self) -> str:
         """Say in one line how the sweep went."""
@@ -146,7 +150,6 @@ async def fetch(
 def _store(db: Database, report: SweepReport, result: FetchResult) -> None:
     storage.record(db, report.sweep_id, result)
     if result.listing is None:
-        report.failed += 1
         report.failures.append(result)
     else:
         report.ok += 1

@@ -23,12 +23,14 @@ _LATEST_SNAPSHOT = """(SELECT s.id FROM snapshots s WHERE s.chart_id = c.id AND 
 
 # A column of an app's run in one observation: its latest run starting at or before
 # the snapshot, if that run is still current then. An app holds one rank at a time.
-_RUN_IN_SNAPSHOT = """(SELECT CASE WHEN r.last_snapshot >= seen.snapshot_id THEN {column} END
-     FROM runs r WHERE r.app = seen.app AND r.chart_id = seen.chart_id
-       AND r.first_snapshot <= seen.snapshot_id
+_RUN_IN_SNAPSHOT = """(SELECT CASE WHEN r.last_snapshot >= {row}.{snapshot} THEN {column} END
+     FROM runs r WHERE r.app = {row}.app AND r.chart_id = {row}.chart_id
+       AND r.first_snapshot <= {row}.{snapshot}
      ORDER BY r.first_snapshot DESC LIMIT 1)"""
-_CLAIM_RANK = _RUN_IN_SNAPSHOT.format(column="r.rank")
-_CLAIM_NAME = f"(SELECT name FROM labels WHERE id = {_RUN_IN_SNAPSHOT.format(column='r.label')})"
+_CLAIM_RANK = _RUN_IN_SNAPSHOT.format(row="seen", snapshot="snapshot_id", column="r.rank")
+_CLAIM_LABEL = _RUN_IN_SNAPSHOT.format(row="seen", snapshot="snapshot_id", column="r.label")
+_CLAIM_NAME = f"(SELECT name FROM labels WHERE id = {_CLAIM_LABEL})"
+_RANK_BEFORE = _RUN_IN_SNAPSHOT.format(row="n", snapshot="before_id", column="r.rank")
 
 CLAIM = f"""WITH p AS (SELECT {_AT} AS at),
 target AS (SELECT id, store FROM apps WHERE app_id = :app),
@@ -99,7 +101,7 @@ JOIN labels lb ON lb.id = r.label
 WHERE s.fetched_at >= {_OLDEST}
 ORDER BY l.store, l.chart, l.device, l.genre, l.country"""
 
-MOVERS = """WITH pairs AS MATERIALIZED (
+MOVERS = f"""WITH pairs AS MATERIALIZED (
   SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
     (SELECT MAX(id) FROM snapshots WHERE chart_id = c.id) AS now_id
   FROM charts c
@@ -119,10 +121,7 @@ now AS MATERIALIZED (
   WHERE sp.before_id IS NOT NULL
 ),
 moves AS (
-  SELECT n.*, (SELECT CASE WHEN r.last_snapshot >= n.before_id THEN r.rank END
-      FROM runs r WHERE r.app = n.app AND r.chart_id = n.chart_id
-        AND r.first_snapshot <= n.before_id
-      ORDER BY r.first_snapshot DESC LIMIT 1) AS rank_before
+  SELECT n.*, {_RANK_BEFORE} AS rank_before
   FROM now n
 )
 SELECT m.store, m.chart, m.device, m.genre, m.country, a.app_id, l.name AS app_name,
