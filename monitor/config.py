@@ -15,8 +15,12 @@ from typing import Any
 from monitor.errors import UsageError
 
 DEFAULT_DB = "data/rankings.db"
+MIN_INTERVAL = 1.0
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?")
+_SIZE_UNITS = {None: 1, "b": 1, "kb": 2**10, "kib": 2**10, "mb": 2**20, "mib": 2**20}
+_SIZE_UNITS |= {"gb": 2**30, "gib": 2**30}
 
 
 @dataclass(frozen=True)
@@ -30,14 +34,17 @@ class Endpoints:
 
 @dataclass(frozen=True)
 class FetchPolicy:
-    """How politely and how persistently to fetch."""
+    """How politely and how persistently to fetch, and the bounds of every response."""
 
     concurrency: int = 8
-    timeout: float = 30.0
+    timeout: float = 30.0  # the deadline of one attempt: connecting, headers and body
     retries: int = 3
     backoff: float = 1.0
-    max_retry_after: float = 120.0
+    max_retry_after: float = 60.0  # a store asking for a longer wait fails the chart now
+    max_wait: float = 120.0  # the seconds a sweep spends, in all, waiting to retry
     play_interval: float = 1.0
+    # A few times the largest real chart (Google Play, 200 deep: about 1.7 MB).
+    max_body: int = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,27 @@ def parse_duration(text: str) -> float:
     return sum(float(number) * _UNITS[unit] for number, unit in parts)
 
 
+def parse_interval(text: str) -> float:
+    """Read the time between sweeps, refusing one shorter than MIN_INTERVAL."""
+    seconds = parse_duration(text)
+    if seconds < MIN_INTERVAL:
+        raise UsageError(
+            f"interval {text!r} is too short: sweeps are at least {MIN_INTERVAL:g}s apart"
+        )
+    return seconds
+
+
+def parse_size(text: str) -> int:
+    """Read a size such as ``4MB``, ``512KB`` or ``1048576`` as bytes (1 MB = 2**20 bytes)."""
+    match = _SIZE.fullmatch(text.strip().lower())
+    if match is None:
+        raise UsageError(f"invalid size {text!r}: use e.g. 4MB, 512KB or a number of bytes")
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if size < 1024:
+        raise UsageError(f"size {text!r} is too small: at least 1KB")
+    return size
+
+
 _TOP_KEYS = {
     "interval": "a duration such as 90s, 15m or 1h",
     "jitter": "a duration such as 30s",
@@ -76,6 +104,7 @@ _TOP_KEYS = {
     "timeout": "seconds, a positive number",
     "retries": "an integer from 0 to 10",
     "play_interval": "seconds between Google Play requests, from 0 to 60",
+    "max_body": "a size such as 4MB, the most a response may hold once decompressed",
     "charts": "a list of [[charts]] tables",
 }
 _CHART_KEYS = {
@@ -94,13 +123,20 @@ def load_config(path: str | Path) -> dict[str, Any]:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
         raise UsageError(f"cannot read config {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"config {path} is not UTF-8 text: {error.reason}") from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"config {path} is not valid TOML: {error}") from None
     _check_keys(data, _TOP_KEYS, f"config {path}")
     settings: dict[str, Any] = {}
-    for key in ("interval", "jitter"):
+    readers = {"interval": parse_interval, "jitter": parse_duration, "max_body": parse_size}
+    for key, read in readers.items():
         if key in data:
-            settings[key] = parse_duration(_typed(data, key, str, path))
+            text = _typed(data, key, str, path)
+            try:
+                settings[key] = read(text)
+            except UsageError as error:
+                raise UsageError(f"config {path}: '{key}': {error}") from None
     settings.update(_numbers(data, path))
     if "charts" in data:
         charts = data["charts"]

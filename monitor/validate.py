@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from monitor.charts import ChartRequest, Listing
+from monitor.charts import ChartRequest, Entry, Listing
 from monitor.errors import InvalidFeed
+
+# Far beyond any real store's limits (App Store names: 30 characters; Android package
+# names: 255), so that only a hostile or broken answer reaches them.
+MAX_LENGTHS = {"app_id": 255, "name": 1_000, "developer": 1_000, "icon_url": 2_000, "url": 2_000}
 
 
 def check_listing(req: ChartRequest, listing: Listing) -> Listing:
@@ -15,9 +19,20 @@ def check_listing(req: ChartRequest, listing: Listing) -> Listing:
         raise InvalidFeed(f"asked for at most {req.depth} entries, got {len(entries)}")
     seen: dict[str, int] = {}
     for rank, entry in enumerate(entries, 1):
+        _check_lengths(entry, rank)
         if entry.app_id in seen:
             raise InvalidFeed(
                 f"app {entry.app_id} appears twice, at ranks {seen[entry.app_id]} and {rank}"
             )
         seen[entry.app_id] = rank
     return listing
+
+
+def _check_lengths(entry: Entry, rank: int) -> None:
+    for field, most in MAX_LENGTHS.items():
+        value = getattr(entry, field)
+        if value is not None and len(value) > most:
+            raise InvalidFeed(
+                f"entry at rank {rank} has a {field} of {len(value):,} characters "
+                f"(at most {most:,} allowed)"
+            )

@@ -12,7 +12,7 @@ from monitor.errors import InvalidFeed
 def decode_json(body: bytes) -> Any:
     """Decode a JSON body, naming what came instead when it is not JSON."""
     try:
-        return json.loads(body)
+        return loads(body)
     except UnicodeDecodeError as error:
         raise InvalidFeed(f"response is not UTF-8 text: {error}") from None
     except json.JSONDecodeError as error:
@@ -22,6 +22,23 @@ def decode_json(body: bytes) -> Any:
         raise InvalidFeed(
             f"malformed or truncated JSON ({error.msg} at byte {error.pos} of {len(body)})"
         ) from None
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON, turning what would exhaust the parser into InvalidFeed.
+
+    Nesting deeper than Python's recursion limit and integers longer than its
+    digit limit are a store's fault, not monitor's; json.JSONDecodeError and
+    UnicodeDecodeError still reach the caller, which knows what the text was.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidFeed("the JSON is nested too deeply to be a chart") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise
+    except ValueError as error:  # e.g. an integer of thousands of digits
+        raise InvalidFeed(f"the JSON holds a value out of bounds: {error}") from None
 
 
 def dig(value: Any, *path: str | int) -> Any:

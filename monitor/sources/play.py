@@ -24,8 +24,8 @@ import httpx
 
 from monitor.charts import ChartRequest, Entry, Listing
 from monitor.config import Endpoints
-from monitor.errors import Blocked, InvalidFeed, RateLimited
-from monitor.sources.payload import dig, text_or_none
+from monitor.errors import Blocked, Drifted, InvalidFeed, RateLimited
+from monitor.sources.payload import dig, loads, text_or_none
 
 MAX_DEPTH = 200
 RPC_ID = "vyAe2"
@@ -145,7 +145,7 @@ def find_payload(text: str) -> str:
         code = f" (error {json.dumps(frame[5])})" if len(frame) > 5 and frame[5] else ""
         raise InvalidFeed(f"Google Play rejected the request: the vyAe2 payload is null{code}")
     if not isinstance(payload, str):
-        raise InvalidFeed(f"the vyAe2 payload is {_describe(payload)}, not a JSON string")
+        raise Drifted(f"the vyAe2 payload is {_describe(payload)}, not a JSON string")
     return payload
 
 
@@ -165,7 +165,7 @@ def _frames(body: str) -> list[list[Any]]:
 
 def _json_or_none(text: str) -> Any:
     try:
-        return json.loads(text)
+        return loads(text)
     except json.JSONDecodeError:
         return None
 
@@ -181,7 +181,7 @@ def _missing_frame(text: str, frames: list[list[Any]]) -> str:
 
 def _load_payload(payload: str) -> Any:
     try:
-        return json.loads(payload)
+        return loads(payload)
     except json.JSONDecodeError as error:
         raise InvalidFeed(
             f"the vyAe2 payload is not valid JSON ({error.msg} at {error.pos} of {len(payload)})"
@@ -197,7 +197,7 @@ def chart_entries(req: ChartRequest, inner: Any) -> list[Any]:
     entries = _follow(inner, _ENTRIES, "inner")
     if not isinstance(entries, list):
         where = "inner" + _steps(_ENTRIES)
-        raise InvalidFeed(f"structure drifted: {where} is {_describe(entries)}, not a list")
+        raise Drifted(f"structure drifted: {where} is {_describe(entries)}, not a list")
     if not entries:
         raise InvalidFeed(f"the chart is empty: Google Play listed no apps in {wanted}")
     return entries
@@ -267,7 +267,7 @@ def _follow(value: Any, path: tuple[int, ...], name: str, where: str = "") -> An
         if not isinstance(value, list) or index >= len(value):
             parent = name + _steps(path[:depth])
             prefix = f"{where}: " if where else ""
-            raise InvalidFeed(
+            raise Drifted(
                 f"{prefix}structure drifted: {name}{_steps(path)} breaks at [{index}],"
                 f" {parent} is {_describe(value)}"
             )
