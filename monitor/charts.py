@@ -55,5 +55,6 @@ class FetchResult:
     fetched_at: str
     listing: Listing | None = None
     error: str | None = None
+    error_kind: str | None = None  # a short word for the cause, e.g. timeout or drift
     http_status: int | None = None
     raw: bytes | None = None  # the body of a response that failed to parse, kept for study

@@ -14,6 +14,7 @@ from sqlite_utils import Database
 from monitor import queries
 from monitor.errors import UsageError
 from monitor.sources.payload import utc_iso
+from monitor.terminal import printable
 
 ChartKey = tuple[str, str, str | None, str | None]
 
@@ -190,11 +191,6 @@ def _add_runs(
 
 def _sort_key(key: ChartKey) -> tuple[str, ...]:
     return tuple(part or "" for part in key)
-
-
-def printable(text: str | None) -> str:
-    """Show control characters from a store's text as escapes, not as terminal commands."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text or "")
 
 
 def describe(result: Claim) -> str:

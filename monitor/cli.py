@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,18 +17,26 @@ from monitor import __version__, claims, collector, schema, selection
 from monitor.charts import CHARTS, DEVICES, STORES, ChartRequest, FetchResult
 from monitor.config import (
     DEFAULT_DB,
+    MIN_INTERVAL,
     ChartSpec,
     Endpoints,
     FetchPolicy,
     Settings,
     load_config,
     parse_duration,
+    parse_interval,
+    parse_size,
 )
-from monitor.errors import MonitorError, UsageError
+from monitor.errors import MonitorError, NotMonitorDatabase, Stopped, UsageError
 from monitor.locks import AlreadyRunning
 from monitor.reference import genres as reference_genres
 from monitor.reference import storefronts
 from monitor.status import read_status
+from monitor.stopping import stop_on_signals
+from monitor.terminal import PrintableFormatter, printable
+
+# monitor collect's exit code when the sweep failed, or its record could not be completed.
+EXIT_SWEEP_FAILED = 3
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -38,18 +47,23 @@ class Refused(click.ClickException):
     exit_code = 2
 
 
-class Duration(click.ParamType):
-    """A duration such as 90s, 15m or 1h, as seconds."""
+class Parsed(click.ParamType):
+    """An option value read by one of config's parsers: a duration, an interval, a size."""
 
-    name = "duration"
+    def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
+        self.name = name
+        self.parse = parse
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        if isinstance(value, float):
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if not isinstance(value, str):
             return value
         try:
-            return parse_duration(str(value))
+            return self.parse(value)
         except UsageError as error:
             self.fail(str(error), param, ctx)
+
+
+Duration = Parsed("duration", parse_duration)
 
 
 def options(*decorators: Decorator) -> Decorator:
@@ -111,10 +125,10 @@ fetch_options = options(
     ),
     click.option(
         "--timeout",
-        type=click.FloatRange(0.1),
+        type=click.FloatRange(0.1, 3600),
         default=_POLICY.timeout,
         show_default=True,
-        help="Seconds to wait for each request.",
+        help="Seconds allowed for each attempt at a request, from connecting to its last byte.",
     ),
     click.option(
         "--retries",
@@ -129,6 +143,13 @@ fetch_options = options(
         default=_POLICY.play_interval,
         show_default=True,
         help="Seconds between Google Play requests, which go one at a time.",
+    ),
+    click.option(
+        "--max-body",
+        type=Parsed("size", parse_size),
+        default="4MB",
+        show_default=True,
+        help="The most a response may hold once decompressed: 512KB, 4MB...",
     ),
     config_option,
     db_option,
@@ -156,6 +177,7 @@ def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
             timeout=pick("timeout"),
             retries=pick("retries"),
             play_interval=pick("play_interval"),
+            max_body=pick("max_body"),
         ),
     )
     return settings, {**file, **{k: pick(k) for k in ("interval", "jitter") if k in given}}
@@ -165,7 +187,20 @@ def open_existing(db: str) -> Any:
     """Open a database that must already exist, as the read-only commands need."""
     if not Path(db).is_file():
         raise Refused(f"no database at {db}; 'monitor collect' or 'monitor run' creates it")
-    return schema.open_db(db)
+    try:
+        return schema.open_for_reading(db)
+    except NotMonitorDatabase as error:
+        raise Refused(str(error)) from None
+
+
+def check_database(db: str) -> None:
+    """Refuse, before any work, a file that monitor cannot use as its database."""
+    try:
+        schema.open_db(db).close()
+    except NotMonitorDatabase as error:
+        raise Refused(str(error)) from None
+    except OSError as error:
+        raise Refused(f"cannot use {db}: {error.strerror}") from None
 
 
 def check_url(option: str, url: str) -> str:
@@ -225,7 +260,9 @@ def collect(
 
     With no selection flags it collects the configured charts: by default the
     iPhone top-free chart in all 175 App Store storefronts. Exits 0 if every chart
-    was stored, 1 if some failed (the others are stored), 2 for usage errors.
+    was stored, 1 if some failed (the others are stored), 2 for usage errors, 3 if
+    the sweep failed (e.g. the disk is full), and 130 or 143 if SIGINT or SIGTERM
+    stopped it (what was stored stays).
     """
     settings, file = resolve(given)
     flags = (store, chart, device, genre, depth)
@@ -241,21 +278,39 @@ def collect(
         requests = chart_requests((spec,), "selection")
     else:
         requests = chart_requests(file.get("charts", selection.DEFAULT_CHARTS), "config charts")
-    report = _sweep_with_progress(given["db"], requests, settings)
+    check_database(given["db"])
+    sys.exit(_collect(given["db"], requests, settings))
+
+
+def _collect(db: str, requests: list[ChartRequest], settings: Settings) -> int:
+    """Sweep, say how it went, and return the exit code."""
+    stop = stop_on_signals()
+    try:
+        report = _sweep_with_progress(db, requests, settings, stop)
+    except Stopped as error:
+        click.echo(str(error), err=True)
+        return stop.exit_code
+    except collector.SweepNotRecorded as error:
+        click.echo(f"error: {printable(str(error))}", err=True)
+        return EXIT_SWEEP_FAILED
     for failure in report.failures:
-        click.echo(f"failed: {failure.req.label()}: {failure.error}", err=True)
-    click.echo(report.summary())
-    sys.exit(1 if report.failed else 0)
+        click.echo(f"failed: {failure.req.label()}: {printable(failure.error)}", err=True)
+    click.echo(printable(report.summary()))
+    if report.status == "stopped":
+        return stop.exit_code
+    if report.status != "finished":
+        return EXIT_SWEEP_FAILED
+    return 1 if report.failed else 0
 
 
 def _sweep_with_progress(
-    db: str, requests: list[ChartRequest], settings: Settings
+    db: str, requests: list[ChartRequest], settings: Settings, stop: threading.Event
 ) -> collector.SweepReport:
     def wait(message: str) -> None:
         click.echo(message, err=True)
 
     if not sys.stderr.isatty():
-        return collector.sweep_once(db, requests, settings, lambda result: None, wait)
+        return collector.sweep_once(db, requests, settings, lambda result: None, wait, stop)
     with click.progressbar(
         length=len(requests), label="Collecting", file=sys.stderr, show_pos=True
     ) as bar:
@@ -263,20 +318,20 @@ def _sweep_with_progress(
         def advance(result: FetchResult) -> None:
             bar.update(1)
 
-        return collector.sweep_once(db, requests, settings, advance, wait)
+        return collector.sweep_once(db, requests, settings, advance, wait, stop)
 
 
 @cli.command()
 @click.option(
     "--interval",
-    type=Duration(),
+    type=Parsed("interval", parse_interval),
     default="1h",
     show_default=True,
-    help="Time between sweeps: 90s, 15m, 1h...",
+    help=f"Time between sweeps: 90s, 15m, 1h... (at least {MIN_INTERVAL:g}s).",
 )
 @click.option(
     "--jitter",
-    type=Duration(),
+    type=Duration,
     default="0s",
     show_default=True,
     help="Delay each sweep by a random time up to this.",
@@ -307,7 +362,7 @@ def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None
         service.run_service(
             given["db"], requests, settings, schedule, service.Listen(host, port) if serve else None
         )
-    except AlreadyRunning as error:
+    except (AlreadyRunning, NotMonitorDatabase) as error:
         raise Refused(str(error)) from None
     except MonitorError as error:
         raise click.ClickException(str(error)) from None
@@ -325,9 +380,15 @@ def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None
 @log_option
 @db_option
 def serve(db: str, host: str, port: int, log_level: str) -> None:
-    """Serve the database with Datasette alone, with monitor's metadata."""
+    """Serve the database with Datasette alone, with monitor's metadata.
+
+    A database on a read-only mount is served as it is.
+    """
     _configure_logging(log_level)
-    schema.open_db(db).close()
+    if Path(db).is_file():
+        open_existing(db).close()
+    else:
+        check_database(db)
     from monitor import service  # Datasette loads only when serving
 
     try:
@@ -337,9 +398,9 @@ def serve(db: str, host: str, port: int, log_level: str) -> None:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     if level != "debug":
         for chatty in ("apscheduler", "httpx"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -350,7 +411,7 @@ def _configure_logging(level: str) -> None:
 @click.option("--at", metavar="TIME", help="When, in ISO 8601 (default: now); naive is UTC.")
 @click.option(
     "--max-age",
-    type=Duration(),
+    type=Duration,
     default="6h",
     show_default=True,
     help="Oldest observation that still counts a country as observed.",
@@ -369,7 +430,9 @@ def claim(app: str, at: str | None, max_age: float, as_json: bool, db: str) -> N
         found = claims.find_app(database, app)
         result = claims.claim(database, found, claims.normalise_time(at), max_age)
     except UsageError as error:
-        raise Refused(str(error)) from None
+        raise Refused(printable(str(error))) from None
+    finally:
+        database.close()
     click.echo(
         json.dumps(result.to_json(), ensure_ascii=False, indent=2)
         if as_json
@@ -388,18 +451,27 @@ def claim(app: str, at: str | None, max_age: float, as_json: bool, db: str) -> N
 )
 def status(db: str, sweeps: int) -> None:
     """Show the last sweeps, failures by storefront and the database size."""
-    state = read_status(open_existing(db), db, sweeps)
+    database = open_existing(db)
+    try:
+        state = read_status(database, db, sweeps)
+    finally:
+        database.close()
     click.echo(
         f"{state.path}: {state.size_bytes / 1e6:,.1f} MB, {state.snapshots:,} chart observations"
     )
     click.echo("\nLast sweeps:")
-    click.echo(f"  {'id':>5}  {'started':20}  {'finished':20}  {'ok':>5}  {'failed':>6}  entries")
+    click.echo(
+        f"  {'id':>5}  {'started':20}  {'finished':20}  {'ended':11}  {'ok':>5}  {'failed':>6}"
+        "  entries"
+    )
     for s in state.sweeps:
         click.echo(
-            f"  {s['id']:>5}  {s['started_at']:20}  {s['finished_at'] or 'not finished':20}"
-            f"  {s['charts_ok'] or 0:>5}  {s['charts_failed'] or 0:>6}"
+            f"  {s['id']:>5}  {s['started_at']:20}  {s['finished_at'] or '-':20}"
+            f"  {s['status'] or '-':11}  {s['charts_ok'] or 0:>5}  {s['charts_failed'] or 0:>6}"
             f"  {s['entries'] or 0:,}"
         )
+        if s["reason"]:
+            click.echo(f"         {printable(s['reason'])}")
     click.echo(
         "\nFailures in these sweeps, by storefront:"
         if state.failures
@@ -408,7 +480,7 @@ def status(db: str, sweeps: int) -> None:
     for f in state.failures:
         click.echo(
             f"  {f['store']}/{f['country']}: {f['failures']} failed, last at "
-            f"{f['last_at']}: {f['last_error']}"
+            f"{f['last_at']} ({f['last_kind']}): {printable(f['last_error'])}"
         )
 
 

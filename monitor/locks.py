@@ -1,7 +1,8 @@
 """File locks beside the database: one service per file, one sweep at a time.
 
 The kernel drops a lock when its process dies, even by ``kill -9``, so a crash never
-leaves a stale lock behind.
+leaves a stale lock behind. Locks sit beside the real file, symlinks resolved, so that
+every path that reaches a database shares its locks.
 """
 
 from __future__ import annotations
@@ -13,21 +14,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, Stopped
 
 
 class AlreadyRunning(MonitorError):
     """Another ``monitor run`` already serves this database."""
 
 
-class Stopped(MonitorError):
-    """The service was asked to stop while it waited for the sweep lock."""
-
-
 @contextmanager
 def service_lock(db_path: str | Path) -> Iterator[None]:
     """Hold the database's service lock, or raise AlreadyRunning naming its holder."""
-    fd = _open(Path(f"{db_path}.run.lock"))
+    fd = _open(_beside(db_path, ".run.lock"))
     try:
         if not _try_lock(fd):
             raise AlreadyRunning(
@@ -49,7 +46,7 @@ def sweep_lock(
     Raise Stopped if stop is set while waiting.
     """
     stop = stop or threading.Event()
-    fd = _open(Path(f"{db_path}.sweep.lock"))
+    fd = _open(_beside(db_path, ".sweep.lock"))
     try:
         if not _try_lock(fd):
             on_wait(f"waiting for the sweep in progress (pid {_holder(fd)}) to finish")
@@ -67,12 +64,18 @@ def sweep_lock(
 @contextmanager
 def migration_lock(db_path: str | Path) -> Iterator[None]:
     """Hold the lock under which a database's schema is created or migrated."""
-    fd = _open(Path(f"{db_path}.migrate.lock"))
+    fd = _open(_beside(db_path, ".migrate.lock"))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def _beside(db_path: str | Path, suffix: str) -> Path:
+    """Name a lock file beside the database's real file, wherever a symlink points."""
+    real = Path(os.path.realpath(db_path))
+    return real.with_name(real.name + suffix)
 
 
 def _open(path: Path) -> int:

@@ -46,6 +46,11 @@ TABLES: dict[str, dict[str, Any]] = {
             "http_status": "The store's HTTP status, where it answered",
             "error": "What went wrong, for people",
             "snapshot_id": "The observation stored, for a successful fetch",
+            "error_kind": (
+                "Why it failed, as a word to facet on: transport, timeout, http_status, "
+                "rate_limited, too_large, redirect, invalid_feed, drift, blocked, unexpected; "
+                "or, for a chart the sweep ended without, stopped, disk_full or storage"
+            ),
         },
     },
     "snapshots": {
@@ -106,13 +111,18 @@ TABLES: dict[str, dict[str, Any]] = {
         "columns": {"label": "The name", "app": "The app"},
     },
     "sweeps": {
-        "description": "One row per sweep: a pass over every configured chart.",
+        "description": "One row per sweep: a pass over every configured chart, and how it ended.",
         "sort_desc": "id",
         "label_column": "started_at",
         "columns": {
             "id": "The sweep",
             "started_at": "When it started, UTC",
-            "finished_at": "When it finished, UTC; empty if it was interrupted",
+            "finished_at": "When it ended, UTC; empty if it was interrupted",
+            "status": (
+                "How it ended: finished, stopped (a signal), failed (e.g. the disk was full), "
+                "interrupted (its process died); running while it runs"
+            ),
+            "reason": "Why it stopped, failed or was interrupted",
             "charts_ok": "Charts stored",
             "charts_failed": "Charts that failed",
             "entries": "Ranked entries observed",
@@ -121,7 +131,7 @@ TABLES: dict[str, dict[str, Any]] = {
     "attempts": {
         "description": "How fetches are stored; query fetches for the same rows with chart names.",
         "sort_desc": "id",
-        "facets": ["status", "http_status"],
+        "facets": ["status", "error_kind"],
         "columns": {
             "id": "The attempt",
             "sweep_id": "The sweep",
@@ -131,6 +141,11 @@ TABLES: dict[str, dict[str, Any]] = {
             "http_status": "The store's HTTP status, where it answered",
             "error": "What went wrong, for people",
             "snapshot_id": "The observation stored, for a successful fetch",
+            "error_kind": (
+                "Why it failed, as a word to facet on: transport, timeout, http_status, "
+                "rate_limited, too_large, redirect, invalid_feed, drift, blocked, unexpected; "
+                "or, for a chart the sweep ended without, stopped, disk_full or storage"
+            ),
         },
     },
     "raw_responses": {

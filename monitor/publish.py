@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -13,15 +14,24 @@ from datasette.app import Datasette
 
 from monitor.errors import MonitorError
 from monitor.metadata import metadata
+from monitor.schema import read_only_uri
 
 START_TIMEOUT = 30.0
 
 
 def datasette(db_path: str | Path) -> Datasette:
-    """Build the Datasette instance that serves the database."""
+    """Build the Datasette instance that serves the database.
+
+    On a read-only mount with no writer's log beside it, SQLite can read the file only
+    as immutable; Datasette is told so.
+    """
+    immutable = not os.access(Path(os.path.realpath(db_path)).parent, os.W_OK) and (
+        "immutable=1" in read_only_uri(db_path)
+    )
+    files = {"immutables" if immutable else "files": [str(db_path)]}
     # Facet suggestions scan every column of a table page; on a history of millions
     # of rows they cost more than the page itself.
-    return Datasette([str(db_path)], metadata=metadata(db_path), settings={"suggest_facets": False})
+    return Datasette(**files, metadata=metadata(db_path), settings={"suggest_facets": False})
 
 
 @contextmanager

@@ -10,15 +10,23 @@ expands runs back into one row per observation and rank.
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from contextlib import closing
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from monitor.errors import NotMonitorDatabase
 from monitor.locks import migration_lock
 
 BUSY_TIMEOUT_MS = 30_000
+JOURNAL_SIZE_LIMIT = 4 * 2**20
 OPEN = 2**63 - 1
+SWEEP_ENDINGS = ("running", "finished", "stopped", "failed", "interrupted")
+INTERRUPTED = "the process ended before the sweep did (killed, or the machine stopped)"
 migrations = Migrations("monitor")
 
 RANKINGS_VIEW = """SELECT s.id AS snapshot_id, c.store, c.country, c.chart, c.device, c.genre,
@@ -30,9 +38,18 @@ JOIN apps a ON a.id = r.app
 JOIN labels l ON l.id = r.label"""
 
 FETCHES_VIEW = """SELECT t.id, c.store, c.country, c.chart, c.device, c.genre, t.started_at,
-       t.status, t.http_status, t.error, t.snapshot_id
+       t.status, t.http_status, t.error, t.snapshot_id, t.error_kind
 FROM attempts t
 JOIN charts c ON c.id = t.chart_id"""
+# An earlier error message, read for its kind: the messages have kept these shapes.
+_KIND_OF_MESSAGE = """CASE
+  WHEN http_status = 429 OR error LIKE 'rate limited%' THEN 'rate_limited'
+  WHEN error LIKE 'HTTP %' THEN 'http_status'
+  WHEN error LIKE 'request to % timed out %' THEN 'timeout'
+  WHEN error LIKE 'request to % failed %' THEN 'transport'
+  WHEN error LIKE 'blocked by %' THEN 'blocked'
+  WHEN error LIKE '%structure drifted%' OR error LIKE 'the vyAe2 payload is %' THEN 'drift'
+  ELSE 'invalid_feed' END"""
 
 
 @migrations()
@@ -112,7 +129,14 @@ def m001_initial(db: Database) -> None:
     attempts.create_index(["sweep_id"])
     attempts.create_index(["chart_id", "started_at"])
     db.create_view("rankings", RANKINGS_VIEW, ignore=True)
-    db.create_view("fetches", FETCHES_VIEW, ignore=True)
+    db.create_view(
+        "fetches",
+        """SELECT t.id, c.store, c.country, c.chart, c.device, c.genre, t.started_at,
+       t.status, t.http_status, t.error, t.snapshot_id
+FROM attempts t
+JOIN charts c ON c.id = t.chart_id""",
+        ignore=True,
+    )
 
 
 @migrations()
@@ -152,15 +176,87 @@ def m004_charts_unique_with_nulls(db: Database) -> None:
     )
 
 
+@migrations()
+def m005_error_kinds_and_sweep_endings(db: Database) -> None:
+    """Say why each attempt failed, as a word, and how each sweep ended, and why."""
+    db.table("attempts").add_column("error_kind", str)
+    db.execute(f"UPDATE attempts SET error_kind = {_KIND_OF_MESSAGE} WHERE status = 'error'")
+    db.table("sweeps").add_column("status", str)
+    db.table("sweeps").add_column("reason", str)
+    db.execute("UPDATE sweeps SET status = 'finished' WHERE finished_at IS NOT NULL")
+    db.execute(
+        "UPDATE sweeps SET status = 'interrupted', reason = ? WHERE finished_at IS NULL",
+        [INTERRUPTED],
+    )
+    db.create_view("fetches", FETCHES_VIEW, replace=True)
+
+
 def open_db(path: str | Path) -> Database:
-    """Open (creating if need be) the database in WAL mode, with migrations applied."""
+    """Open (creating if need be) the database in WAL mode, with migrations applied.
+
+    Raise NotMonitorDatabase for a file that is not SQLite, or holds another program's data.
+    """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # Processes that open a new file at once (a service and its Datasette) must not
     # both create the schema.
     with migration_lock(path):
         db = Database(path)
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        db.enable_wal()
-        db.execute("PRAGMA synchronous = NORMAL")
-        migrations.apply(db)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            _check_is_monitors(db, path)
+            db.enable_wal()
+            db.execute("PRAGMA synchronous = NORMAL")
+            # Once a checkpoint has reset it, the log shrinks back to this size.
+            db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+            migrations.apply(db)
+        except BaseException:
+            db.close()
+            raise
     return db
+
+
+def open_for_reading(path: str | Path) -> Database:
+    """Open an existing database to read it, also where its folder cannot be written.
+
+    Where it can be written, this is open_db. On a read-only mount, the file is read
+    as it is: through the write-ahead log of a writer elsewhere if there is one, else
+    as immutable.
+    """
+    if os.access(Path(os.path.realpath(path)).parent, os.W_OK):
+        return open_db(path)
+    db = Database(sqlite3.connect(read_only_uri(path), uri=True))
+    if migrations.pending(db):
+        db.close()
+        raise NotMonitorDatabase(
+            f"{path} was written by an older monitor, and on a read-only mount it cannot "
+            "be brought up to date: open it once where it can be written"
+        )
+    return db
+
+
+def read_only_uri(path: str | Path) -> str:
+    """Return the URI that reads the database without writing anything beside it."""
+    base = f"file:{quote(str(Path(path).resolve()))}"
+    for mode in ("mode=ro", "immutable=1"):
+        try:
+            with closing(sqlite3.connect(f"{base}?{mode}", uri=True)) as conn:
+                _check_is_monitors(Database(conn), path)
+            return f"{base}?{mode}"
+        except sqlite3.OperationalError:
+            continue
+    raise NotMonitorDatabase(f"cannot open {path} to read it")
+
+
+def _check_is_monitors(db: Database, path: str | Path) -> None:
+    """Raise NotMonitorDatabase unless the file is empty or holds monitor's schema."""
+    try:
+        tables = db.table_names()
+    except sqlite3.DatabaseError as error:
+        if error.sqlite_errorcode != sqlite3.SQLITE_NOTADB:
+            raise
+        raise NotMonitorDatabase(f"{path} is not a SQLite database") from None
+    if tables and not migrations.applied(db):
+        listed = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise NotMonitorDatabase(
+            f"{path} is a SQLite database, but not monitor's (it holds {listed})"
+        )

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -17,7 +15,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import collector, publish, schema
 from monitor.charts import ChartRequest, FetchResult
 from monitor.config import Settings
-from monitor.locks import Stopped, service_lock
+from monitor.errors import Stopped
+from monitor.locks import service_lock
+from monitor.stopping import Stop, stop_on_signals
 
 log = logging.getLogger("monitor")
 
@@ -48,7 +48,7 @@ def run_service(
     """Sweep on schedule (and serve Datasette) until SIGTERM or SIGINT."""
     with service_lock(db_path):
         schema.open_db(db_path).close()
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         # Datasette binds its port first, so that a busy port stops the service at once.
         with _serving(db_path, listen):
             scheduler = _start_scheduler(db_path, requests, settings, schedule, stop)
@@ -62,7 +62,7 @@ def run_service(
 
 def serve_forever(db_path: str | Path, listen: Listen) -> None:
     """Serve Datasette alone until SIGTERM or SIGINT."""
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     with _serving(db_path, listen):
         _wait_for(stop)
 
@@ -79,25 +79,12 @@ def _wait_for(stop: threading.Event) -> None:
         pass
 
 
-def _stop_on_signals() -> threading.Event:
-    """Return an event that SIGTERM or SIGINT sets, instead of killing the process."""
-    stop = threading.Event()
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        log.info("%s received: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-    return stop
-
-
 def _start_scheduler(
     db_path: str | Path,
     requests: list[ChartRequest],
     settings: Settings,
     schedule: Schedule,
-    stop: threading.Event,
+    stop: Stop,
 ) -> BackgroundScheduler:
     # One sweep at a time: a run that falls due while a sweep goes on is skipped, and runs
     # missed while the process was stalled are coalesced into one.
@@ -118,11 +105,15 @@ def _start_scheduler(
 
 
 def _scheduled_sweep(
-    db_path: str | Path, requests: list[ChartRequest], settings: Settings, stop: threading.Event
+    db_path: str | Path, requests: list[ChartRequest], settings: Settings, stop: Stop
 ) -> None:
     try:
         report = collector.sweep_once(db_path, requests, settings, _log_failure, log.info, stop)
     except Stopped:
+        return
+    except collector.SweepNotRecorded as error:
+        # The next sweep tries again: a full disk may have room by then.
+        log.error("%s", error)
         return
     log.info(report.summary())
 

@@ -31,17 +31,17 @@ def read_status(db: Database, path: str | Path, sweeps: int = 10) -> Status:
     """Summarise the last sweeps and, per storefront, their failed fetches."""
     recent = list(
         db.query(
-            "SELECT id, started_at, finished_at, charts_ok, charts_failed, entries "
-            "FROM sweeps ORDER BY id DESC LIMIT ?",
+            "SELECT id, started_at, finished_at, status, reason, charts_ok, charts_failed, "
+            "entries FROM sweeps ORDER BY id DESC LIMIT ?",
             [sweeps],
         )
     )
     oldest = recent[-1]["id"] if recent else 0
     failures = list(
         db.query(
-            # With one MAX() in the select, SQLite takes the bare t.error from that row.
+            # With one MAX() in the select, SQLite takes the bare columns from that row.
             """SELECT c.store, c.country, COUNT(*) AS failures, MAX(t.id) AS last_id,
-                      t.started_at AS last_at, t.error AS last_error
+                      t.started_at AS last_at, t.error AS last_error, t.error_kind AS last_kind
                FROM attempts t JOIN charts c ON c.id = t.chart_id
                WHERE t.sweep_id >= ? AND t.status = 'error'
                GROUP BY c.store, c.country ORDER BY failures DESC, c.country""",

@@ -6,36 +6,85 @@ See ``monitor.schema`` for how runs keep unchanged charts from growing the file.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
 from monitor.charts import ChartRequest, Entry, FetchResult
-from monitor.schema import OPEN
+from monitor.schema import INTERRUPTED, OPEN
 
 RAW_LIMIT = 4 * 1024 * 1024
 
 
 def begin_sweep(db: Database, started_at: str) -> int:
-    """Record the start of a sweep and return its id."""
+    """Record the start of a sweep and return its id.
+
+    A sweep still marked running was cut short by its process's end (``kill -9``, a
+    crash, a power cut): only one sweep runs at a time, under the sweep lock.
+    """
     with db.atomic():
-        return _insert(db, "sweeps", {"started_at": started_at})
+        db.execute(
+            """UPDATE sweeps SET status = 'interrupted', reason = ?,
+                 charts_ok = (SELECT COUNT(*) FROM attempts t
+                              WHERE t.sweep_id = sweeps.id AND t.status = 'ok'),
+                 charts_failed = (SELECT COUNT(*) FROM attempts t
+                                  WHERE t.sweep_id = sweeps.id AND t.status = 'error'),
+                 entries = (SELECT coalesce(SUM(s.size), 0) FROM attempts t
+                            JOIN snapshots s ON s.id = t.snapshot_id WHERE t.sweep_id = sweeps.id)
+               WHERE status = 'running'""",
+            [INTERRUPTED],
+        )
+        return _insert(db, "sweeps", {"started_at": started_at, "status": "running"})
 
 
-def finish_sweep(
-    db: Database, sweep_id: int, finished_at: str, ok: int, failed: int, entries: int
-) -> None:
-    """Record a sweep's end and its counts."""
+@dataclass(frozen=True)
+class SweepEnd:
+    """How a sweep ended: its status and reason, and the counts it closes with."""
+
+    finished_at: str
+    status: str
+    reason: str | None
+    ok: int
+    failed: int
+    entries: int
+
+
+def finish_sweep(db: Database, sweep_id: int, end: SweepEnd) -> None:
+    """Record a sweep's end: how it ended, why, and its counts."""
     with db.atomic():
         db.table("sweeps").update(
             sweep_id,
             {
-                "finished_at": finished_at,
-                "charts_ok": ok,
-                "charts_failed": failed,
-                "entries": entries,
+                "finished_at": end.finished_at,
+                "status": end.status,
+                "reason": end.reason,
+                "charts_ok": end.ok,
+                "charts_failed": end.failed,
+                "entries": end.entries,
             },
         )
+
+
+def record_unfetched(
+    db: Database, sweep_id: int, requests: list[ChartRequest], at: str, error: str, kind: str
+) -> None:
+    """Record, in one transaction, the charts a sweep ended without: why each has no data."""
+    with db.atomic():
+        for req in requests:
+            chart_id = _chart_id(db, req)
+            _insert_attempt(
+                db, sweep_id, chart_id, at, status="error", error=error, error_kind=kind
+            )
+
+
+def checkpoint(db: Database) -> tuple[int, int, int]:
+    """Copy the write-ahead log into the database and truncate it, once readers allow.
+
+    Return SQLite's answer: (busy, frames in the log, frames checkpointed).
+    """
+    busy, frames, done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return busy, frames, done
 
 
 def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
@@ -62,22 +111,27 @@ def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
                 },
             )
             _advance_runs(db, result.req.store, chart_id, snapshot_id, entries)
-        attempt_id = _insert(
+        attempt_id = _insert_attempt(
             db,
-            "attempts",
-            {
-                "sweep_id": sweep_id,
-                "chart_id": chart_id,
-                "started_at": result.started_at,
-                "status": "error" if snapshot_id is None else "ok",
-                "http_status": result.http_status,
-                "error": result.error,
-                "snapshot_id": snapshot_id,
-            },
+            sweep_id,
+            chart_id,
+            result.started_at,
+            status="error" if snapshot_id is None else "ok",
+            http_status=result.http_status,
+            error=result.error,
+            error_kind=result.error_kind,
+            snapshot_id=snapshot_id,
         )
         if raw is not None:
             _keep_raw(db, chart_id, attempt_id, result.started_at, raw)
     return snapshot_id
+
+
+def _insert_attempt(
+    db: Database, sweep_id: int, chart_id: int, started_at: str, **outcome: Any
+) -> int:
+    row = {"sweep_id": sweep_id, "chart_id": chart_id, "started_at": started_at, **outcome}
+    return _insert(db, "attempts", row)
 
 
 def _pack(body: bytes) -> dict[str, Any]:
