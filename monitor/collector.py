@@ -256,14 +256,16 @@ def _close(db: Database, report: SweepReport, clock: float) -> None:
     report.unfetched = len(left)
     finished_at = now()
     if left:
-        why = f"not fetched or not stored: the sweep {report.status} ({report.reason})"
+        missed = "not fetched" if report.status == "stopped" else "not fetched or not stored"
+        why = f"{missed}: the sweep {report.status} ({report.reason})"
         try:
             storage.record_unfetched(
                 db, report.sweep_id, left, finished_at, why, report.left_kind or "unexpected"
             )
         except sqlite3.Error as error:
-            report.reason = f"{report.reason}; {len(left)} charts left without a row, " + (
-                _storage_problem(error)
+            report.reason = (
+                f"{report.reason}; the {len(left)} charts it ended without have no row"
+                + ("" if _storage_kind(error) == "disk_full" else f" ({_storage_problem(error)})")
             )
     end = storage.SweepEnd(
         finished_at, report.status, report.reason, report.ok, report.failed, report.entries

@@ -25,7 +25,7 @@ class Stop(threading.Event):
     @property
     def reason(self) -> str:
         """Say why the work stopped, for the sweep's record."""
-        return f"stopped by {self.signal.name}" if self.signal else "stopped"
+        return f"{self.signal.name} received" if self.signal else "asked to stop"
 
     @property
     def exit_code(self) -> int:

@@ -8,6 +8,7 @@ import signal
 import socket
 import sqlite3
 import time
+from contextlib import closing
 
 import httpx
 
@@ -107,6 +108,20 @@ def test_a_second_service_on_the_same_file_is_refused(spawn_monitor, run_monitor
     assert first.poll() is None
 
 
+def test_a_second_service_through_a_symlink_is_refused(
+    spawn_monitor, run_monitor, db_path, tmp_path
+):
+    first = spawn_monitor("run", "--no-serve", "--interval", "1h")
+    wait_for(lambda: finished_sweeps(db_path), 30, "the first sweep")
+    link = tmp_path / "elsewhere" / "link.db"
+    link.parent.mkdir()
+    link.symlink_to(db_path)
+    second = run_monitor("run", "--no-serve", "--interval", "1h", "--db", str(link), timeout=30)
+    assert second.returncode == 2
+    assert f"pid {first.pid}" in second.stderr
+    assert first.poll() is None
+
+
 def test_collect_waits_for_the_sweep_in_progress(spawn_monitor, run_monitor, stand_in, db_path):
     stand_in.delay = 0.2  # the service's sweep takes about 4 s
     spawn_monitor("run", "--no-serve", "--interval", "1h")
@@ -142,6 +157,13 @@ def test_kill_9_mid_sweep_then_restart_leaves_a_sound_file(spawn_monitor, stand_
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert incomplete_snapshots(db_path) == 0
     assert count(db_path, "SELECT COUNT(*) FROM snapshots WHERE sweep_id = 2") == 175
+    # The killed sweep is shown as interrupted, with the counts it had reached.
+    with closing(sqlite3.connect(db_path)) as conn:
+        killed = conn.execute(
+            "SELECT s.status, s.charts_ok, (SELECT COUNT(*) FROM snapshots WHERE sweep_id = 1) "
+            "FROM sweeps s WHERE id = 1"
+        ).fetchone()
+    assert killed[0] == "interrupted" and killed[1] == killed[2] >= 20
 
 
 def test_sweeps_longer_than_the_interval_never_overlap(spawn_monitor, stand_in, db_path):

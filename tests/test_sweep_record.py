@@ -1,0 +1,157 @@
+"""A sweep's record: every chart ends as an observation or an error row with its kind,
+and the sweep says how it ended, whatever stopped it."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+from contextlib import closing
+
+import pytest
+
+from conftest import wait_for
+from monitor import collector, schema, selection, storage
+from monitor.config import ChartSpec, Endpoints, Settings
+from monitor.reference import apple_storefronts
+from monitor.sources import apple
+
+
+def query(db, sql, params=()):
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def snapshots(db):
+    try:
+        return query(db, "SELECT COUNT(*) FROM snapshots")[0][0] if db.exists() else 0
+    except sqlite3.OperationalError:
+        return 0
+
+
+def incomplete_snapshots(db):
+    """Snapshots whose ranks are not exactly 1..size."""
+    return query(
+        db,
+        """SELECT COUNT(*) FROM (
+            SELECT s.id FROM snapshots s
+            LEFT JOIN runs r ON r.chart_id = s.chart_id
+                AND r.first_snapshot <= s.id AND r.last_snapshot >= s.id
+            GROUP BY s.id
+            HAVING COUNT(r.rank) != s.size OR MIN(r.rank) != 1 OR MAX(r.rank) != s.size)""",
+    )[0][0]
+
+
+def every_chart_has_one_row(db, sweep_id=1):
+    rows = query(
+        db,
+        "SELECT country FROM fetches f JOIN attempts t ON t.id = f.id WHERE t.sweep_id = ?",
+        (sweep_id,),
+    )
+    return sorted(cc for (cc,) in rows) == sorted(apple_storefronts())
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_collect_and_the_record_says_so(
+    spawn_monitor, stand_in, db_path, signum, code
+):
+    stand_in.delay = 0.2  # the sweep takes several seconds
+    process = spawn_monitor("collect")
+    wait_for(lambda: snapshots(db_path) >= 5, 30, "the first charts")
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == code, err
+    name = signal.Signals(signum).name
+    assert f"sweep 1 stopped ({name} received)" in out
+    ((status, reason, ok, entries),) = query(
+        db_path, "SELECT status, reason, charts_ok, entries FROM sweeps"
+    )
+    assert (status, reason) == ("stopped", f"{name} received")
+    assert 0 < ok < 175 and entries == ok * 100
+    kinds = dict(
+        query(db_path, "SELECT coalesce(error_kind, status), COUNT(*) FROM fetches GROUP BY 1")
+    )
+    assert kinds == {"ok": ok, "stopped": 175 - ok}
+    assert every_chart_has_one_row(db_path)
+    assert incomplete_snapshots(db_path) == 0
+
+
+def sweep_in_process(db, stand_in):
+    settings = Settings(Endpoints(stand_in.url, stand_in.url, stand_in.url))
+    return collector.sweep(db, selection.requests_for(ChartSpec()), settings)
+
+
+def test_a_full_disk_fails_the_sweep_plainly_and_the_next_one_works(tmp_path, stand_in):
+    db = schema.open_db(tmp_path / "r.db")
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    # A few charts fit, then SQLite finds no more room, as on a full disk.
+    db.execute(f"PRAGMA max_page_count = {pages + 60}")
+    report = sweep_in_process(db, stand_in)
+    assert report.status == "failed"
+    assert report.reason.startswith("disk full: database or disk is full")
+    assert 0 < report.ok < 175
+    assert db.execute("SELECT status, reason, charts_ok FROM sweeps").fetchall() == [
+        ("failed", report.reason, report.ok)
+    ]
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert incomplete_snapshots(tmp_path / "r.db") == 0
+    assert db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0] == report.ok
+
+    db.execute("PRAGMA max_page_count = 1000000")  # room again
+    again = sweep_in_process(db, stand_in)
+    assert (again.status, again.ok) == ("finished", 175)
+    db.close()
+
+
+def test_charts_without_room_for_their_row_are_counted_in_the_reason(tmp_path, stand_in):
+    db = schema.open_db(tmp_path / "r.db")
+    assert sweep_in_process(db, stand_in).status == "finished"
+    stand_in.version = 5  # changed charts need new runs, and so new pages
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    report = sweep_in_process(db, stand_in)
+    assert report.status == "failed" and report.reason.startswith("disk full")
+    kinds = dict(
+        db.execute(
+            "SELECT coalesce(error_kind, status), COUNT(*) FROM attempts WHERE sweep_id = 2 "
+            "GROUP BY 1"
+        ).fetchall()
+    )
+    assert set(kinds) <= {"ok", "disk_full"} and kinds["ok"] == report.ok
+    without = re.search(r"the (\d+) charts it ended without have no row", report.reason)
+    # Every chart has a row, or is counted among those the full disk left without one.
+    assert sum(kinds.values()) + (int(without.group(1)) if without else 0) == 175
+    assert db.execute("SELECT status, reason FROM sweeps WHERE id = 2").fetchall() == [
+        ("failed", report.reason)
+    ]
+    db.close()
+
+
+def test_an_unforeseen_error_in_one_chart_fails_that_chart_only(tmp_path, stand_in, monkeypatch):
+    parse = apple.parse
+
+    def parse_or_break(req, body):
+        if req.country == "jp":
+            raise MemoryError("no memory left for this one")
+        return parse(req, body)
+
+    monkeypatch.setattr(apple, "parse", parse_or_break)
+    db = schema.open_db(tmp_path / "r.db")
+    report = sweep_in_process(db, stand_in)
+    assert (report.status, report.ok, report.failed) == ("finished", 174, 1)
+    assert db.execute(
+        "SELECT c.country, t.error_kind, t.error FROM attempts t JOIN charts c "
+        "ON c.id = t.chart_id WHERE t.status = 'error'"
+    ).fetchall() == [("jp", "unexpected", "unexpected MemoryError: no memory left for this one")]
+    db.close()
+
+
+def test_a_killed_sweep_is_marked_interrupted_by_the_next(tmp_path, stand_in):
+    db = schema.open_db(tmp_path / "r.db")
+    storage.begin_sweep(db, "2026-01-01T00:00:00Z")  # a process died during this sweep
+    report = sweep_in_process(db, stand_in)
+    assert report.sweep_id == 2
+    assert db.execute(
+        "SELECT id, status, reason, finished_at IS NOT NULL FROM sweeps"
+    ).fetchall() == [(1, "interrupted", schema.INTERRUPTED, 0), (2, "finished", None, 1)]
+    db.close()
