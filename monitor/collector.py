@@ -54,6 +54,7 @@ class SweepReport:
     reason: str | None = None
     left_kind: str | None = None  # the error kind of the charts the sweep ended without
     unfetched: int = 0
+    trim_log: storage.LogTrimmer = field(default_factory=storage.LogTrimmer)
 
     @property
     def failed(self) -> int:
@@ -222,6 +223,7 @@ def _unforeseen(req: ChartRequest, error: Exception) -> FetchError:
 def _store(db: Database, report: SweepReport, result: FetchResult) -> None:
     storage.record(db, report.sweep_id, result)
     del report.pending[result.req]
+    report.trim_log(db)
     if result.listing is None:
         report.failures.append(result)
     else:
@@ -289,8 +291,8 @@ def sweep_once(
 ) -> SweepReport:
     """Take one sweep under the database's sweep lock, so that sweeps never interleave.
 
-    Afterwards the write-ahead log is checkpointed, so that it stays small however
-    many readers Datasette has.
+    Afterwards the write-ahead log is truncated, waiting for readers if need be, so
+    that it stays small however many readers Datasette has.
     """
     with sweep_lock(db_path, on_wait, stop):
         db = schema.open_db(db_path)
@@ -304,7 +306,7 @@ def sweep_once(
 
 def _checkpoint(db: Database) -> None:
     try:
-        busy, frames, done = storage.checkpoint(db)
+        busy, frames, done = storage.checkpoint(db, wait=schema.BUSY_TIMEOUT_MS / 1000)
     except sqlite3.Error as error:
         log.warning("could not checkpoint the write-ahead log: %s", error)
         return

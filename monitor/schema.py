@@ -23,7 +23,9 @@ from monitor.errors import NotMonitorDatabase
 from monitor.locks import migration_lock
 
 BUSY_TIMEOUT_MS = 30_000
-JOURNAL_SIZE_LIMIT = 4 * 2**20
+JOURNAL_SIZE_LIMIT = 2**20
+# Past this, the log is truncated between observations whenever no reader holds it.
+LOG_LIMIT = 4 * 2**20
 OPEN = 2**63 - 1
 SWEEP_ENDINGS = ("running", "finished", "stopped", "failed", "interrupted")
 INTERRUPTED = "the process ended before the sweep did (killed, or the machine stopped)"
@@ -206,7 +208,9 @@ def open_db(path: str | Path) -> Database:
             _check_is_monitors(db, path)
             db.enable_wal()
             db.execute("PRAGMA synchronous = NORMAL")
-            # Once a checkpoint has reset it, the log shrinks back to this size.
+            # Checkpoint every megabyte rather than every four, so that the log can
+            # start over more often between readers, and shrink back to that size.
+            db.execute(f"PRAGMA wal_autocheckpoint = {JOURNAL_SIZE_LIMIT // 4096}")
             db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             migrations.apply(db)
         except BaseException:

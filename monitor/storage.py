@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from monitor.charts import ChartRequest, Entry, FetchResult
-from monitor.schema import INTERRUPTED, OPEN
+from monitor.schema import BUSY_TIMEOUT_MS, INTERRUPTED, LOG_LIMIT, OPEN
 
 RAW_LIMIT = 4 * 1024 * 1024
 
@@ -78,13 +79,50 @@ def record_unfetched(
             )
 
 
-def checkpoint(db: Database) -> tuple[int, int, int]:
+def checkpoint(db: Database, wait: float) -> tuple[int, int, int]:
     """Copy the write-ahead log into the database and truncate it, once readers allow.
 
-    Return SQLite's answer: (busy, frames in the log, frames checkpointed).
+    Wait at most ``wait`` seconds for the readers still in the log to move on. Return
+    SQLite's answer: (busy, frames in the log, frames checkpointed).
     """
-    busy, frames, done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+    try:
+        busy, frames, done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return busy, frames, done
+
+
+class LogTrimmer:
+    """Truncate the write-ahead log between observations once it passes LOG_LIMIT.
+
+    Readers that never pause keep SQLite from starting the log over, so it would grow
+    with every write. Datasette ends every query within its time limit, so waiting a
+    little for the readers in the log always finds a moment to truncate it. A reader
+    that holds on longer (not one of Datasette's) is tried again only once as much
+    more has been written, so the sweep does not wait on it chart after chart.
+    """
+
+    def __init__(self, wait: float = 2.0) -> None:
+        self.wait = wait
+        self.threshold = LOG_LIMIT
+
+    def __call__(self, db: Database) -> None:
+        """Truncate the log if it is past the threshold."""
+        size = log_size(db)
+        if size <= self.threshold:
+            return
+        busy, _, _ = checkpoint(db, self.wait)
+        self.threshold = size + LOG_LIMIT if busy else LOG_LIMIT
+
+
+def log_size(db: Database) -> int:
+    """Return the bytes in the database's write-ahead log."""
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    try:
+        return Path(f"{path}-wal").stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
