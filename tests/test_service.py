@@ -7,6 +7,7 @@ import select
 import signal
 import socket
 import sqlite3
+import threading
 import time
 from contextlib import closing
 
@@ -224,3 +225,40 @@ def test_sigterm_while_waiting_for_another_sweep_stops_at_once(spawn_monitor, st
     assert collect.poll() is None  # the other sweep is still going
     assert collect.wait(timeout=60) == 0
     assert count(db_path, "SELECT COUNT(*) FROM sweeps") == 1
+
+
+def test_the_log_stays_small_with_readers_that_never_pause(spawn_monitor, stand_in, db_path):
+    port = free_port()
+    service = spawn_monitor("run", "--interval", "1s", "--port", str(port))
+    wal = db_path.with_name(db_path.name + "-wal")
+    url = f"http://127.0.0.1:{port}/rankings/rankings.json?_size=100&country=us"
+    stop, answered, largest = threading.Event(), [], [0]
+
+    def read():
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    answered.append(client.get(url).status_code)
+                except httpx.TransportError:
+                    time.sleep(0.1)  # not listening yet
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + 120
+    try:
+        while finished_sweeps(db_path) < 6 and time.monotonic() < deadline:
+            stand_in.version += 1  # every chart changes, sweep after sweep
+            largest[0] = max(largest[0], wal.stat().st_size if wal.exists() else 0)
+            time.sleep(0.02)
+            assert service.poll() is None
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    service.send_signal(signal.SIGTERM)
+    assert service.wait(timeout=30) == 0
+    assert finished_sweeps(db_path) >= 6
+    assert len(answered) > 100 and set(answered) == {200}
+    # Without checkpoints that outwait the readers, it grows by every sweep's writes.
+    assert largest[0] < 6 * 2**20, largest[0]
