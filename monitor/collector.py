@@ -53,7 +53,6 @@ class SweepReport:
     status: str = "running"
     reason: str | None = None
     left_kind: str | None = None  # the error kind of the charts the sweep ended without
-    unfetched: int = 0
     trim_log: storage.LogTrimmer = field(default_factory=storage.LogTrimmer)
 
     @property
@@ -64,10 +63,9 @@ class SweepReport:
     def summary(self) -> str:
         """Say in one line how the sweep went."""
         ending = "" if self.status == "finished" else f" {self.status} ({self.reason})"
-        unfetched = f", {self.unfetched} not fetched ({self.status})" if self.unfetched else ""
         return (
-            f"sweep {self.sweep_id}{ending}: {self.ok} charts ok, {self.failed} failed"
-            f"{unfetched}, {self.entries:,} ranked entries recorded in {self.seconds:.1f}s"
+            f"sweep {self.sweep_id}{ending}: {self.ok} charts ok, {self.failed} failed, "
+            f"{self.entries:,} ranked entries recorded in {self.seconds:.1f}s"
         )
 
 
@@ -110,7 +108,7 @@ async def _sweep(
         _end(report, "failed", _storage_problem(error), _storage_kind(error))
     except Exception as error:
         # Not foreseen: say so in the sweep's record, then let it surface.
-        _end(report, "failed", f"unexpected {type(error).__name__}: {error}", "unexpected")
+        _end(report, "failed", f"unexpected {type(error).__name__}: {error}", "sweep_failed")
         _close(db, report, clock)
         raise
     else:
@@ -255,20 +253,9 @@ def _close(db: Database, report: SweepReport, clock: float) -> None:
     """
     report.seconds = time.monotonic() - clock
     left = list(report.pending)
-    report.unfetched = len(left)
     finished_at = now()
     if left:
-        missed = "not fetched" if report.status == "stopped" else "not fetched or not stored"
-        why = f"{missed}: the sweep {report.status} ({report.reason})"
-        try:
-            storage.record_unfetched(
-                db, report.sweep_id, left, finished_at, why, report.left_kind or "unexpected"
-            )
-        except sqlite3.Error as error:
-            report.reason = (
-                f"{report.reason}; the {len(left)} charts it ended without have no row"
-                + ("" if _storage_kind(error) == "disk_full" else f" ({_storage_problem(error)})")
-            )
+        _record_left(db, report, left, finished_at)
     end = storage.SweepEnd(
         finished_at, report.status, report.reason, report.ok, report.failed, report.entries
     )
@@ -279,6 +266,19 @@ def _close(db: Database, report: SweepReport, clock: float) -> None:
             f"sweep {report.sweep_id} {report.status} ({report.reason}), and its record could "
             f"not be completed: {_storage_problem(error)}"
         ) from None
+
+
+def _record_left(db: Database, report: SweepReport, left: list[ChartRequest], at: str) -> None:
+    """Give each chart the sweep ended without a row saying why, where there is room."""
+    missed = "not fetched" if report.status == "stopped" else "not fetched or not stored"
+    why = f"{missed}: the sweep {report.status} ({report.reason})"
+    report.reason = f"{report.reason}; {len(left)} charts {missed}"
+    try:
+        storage.record_unfetched(db, report.sweep_id, left, at, why, report.left_kind or "")
+    except sqlite3.Error as error:
+        report.reason += ", with no row of their own" + (
+            "" if _storage_kind(error) == "disk_full" else f" ({_storage_problem(error)})"
+        )
 
 
 def sweep_once(

@@ -6,6 +6,10 @@ Every error that ends one chart's fetch has a ``kind``: a short word stored in
 
 from __future__ import annotations
 
+# The kinds of the rows a sweep writes for the charts it ended without: the sweep's own
+# record says why, so they are not failures of a storefront.
+SWEEP_KINDS = ("stopped", "disk_full", "storage", "sweep_failed")
+
 
 class MonitorError(Exception):
     """Base class of every error monitor reports to its users."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
+
+from monitor.errors import SWEEP_KINDS
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,11 @@ def database_size(path: str | Path) -> int:
 
 
 def read_status(db: Database, path: str | Path, sweeps: int = 10) -> Status:
-    """Summarise the last sweeps and, per storefront, their failed fetches."""
+    """Summarise the last sweeps and, per storefront, their failed fetches.
+
+    The charts a sweep ended without (stopped, or failed for want of disk) are told by
+    the sweep's own line, not listed storefront by storefront.
+    """
     recent = list(
         db.query(
             "SELECT id, started_at, finished_at, status, reason, charts_ok, charts_failed, "
@@ -44,8 +51,9 @@ def read_status(db: Database, path: str | Path, sweeps: int = 10) -> Status:
                       t.started_at AS last_at, t.error AS last_error, t.error_kind AS last_kind
                FROM attempts t JOIN charts c ON c.id = t.chart_id
                WHERE t.sweep_id >= ? AND t.status = 'error'
+                 AND coalesce(t.error_kind, '') NOT IN (SELECT value FROM json_each(?))
                GROUP BY c.store, c.country ORDER BY failures DESC, c.country""",
-            [oldest],
+            [oldest, json.dumps(SWEEP_KINDS)],
         )
     )
     snapshots = db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]

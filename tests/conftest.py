@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -94,3 +95,17 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def can_unshare() -> bool:
+    """Tell whether this machine lets a test make a mount namespace of its own."""
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+
+
+# Real mounts (a read-only one, a small full one) in a namespace of the test's own.
+needs_mount_namespace = pytest.mark.skipif(
+    not can_unshare() and not os.environ.get("CI"),
+    reason="needs unshare -rm for a mount of the test's own (runs under CI)",
+)

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import hostile
 import play_payloads
 from play_payloads import parse_form
 
@@ -68,6 +69,12 @@ class StoreStandIn:
     in_flight: int = 0
     most_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # For the hostile faults (see hostile.py).
+    trickle_interval: float = 0.5
+    huge_bytes: int = 200 * 2**20
+    retry_after: str = "2"
+    other_requests: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> StoreStandIn:
         stand_in = self
@@ -77,6 +84,8 @@ class StoreStandIn:
                 stand_in.requests.append(self.path)
                 stand_in.arrivals.append(time.monotonic())
                 time.sleep(stand_in.delay)
+                if hostile.intercept(self, stand_in, None):
+                    return
                 status, headers, body = stand_in.answer(self.path)
                 self.send_response(status)
                 headers.setdefault("Content-Length", str(len(body)))
@@ -94,9 +103,13 @@ class StoreStandIn:
                     stand_in.most_in_flight = max(stand_in.most_in_flight, stand_in.in_flight)
                 time.sleep(stand_in.delay)
                 form = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, headers, body = stand_in.answer_play(self.path, form)
-                with stand_in.lock:
-                    stand_in.in_flight -= 1
+                try:
+                    if hostile.intercept(self, stand_in, form):
+                        return
+                    status, headers, body = stand_in.answer_play(self.path, form)
+                finally:
+                    with stand_in.lock:
+                        stand_in.in_flight -= 1
                 self.send_response(status)
                 for name, value in {**headers, "Content-Length": str(len(body))}.items():
                     self.send_header(name, value)
@@ -106,20 +119,34 @@ class StoreStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self.stop.clear()
+        self._server = _serve(Handler)
+        # The other origin that redirect-away points to.
+        self._other = _serve(hostile.other_handler(self))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.stop.set()  # ends the hostile handlers still trickling, streaming or waiting
+        for server in (self._server, self._other):
+            server.shutdown()
+            server.server_close()
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def other_url(self) -> str:
+        """The origin redirect-away sends clients to; it serves every chart healthy."""
+        host, port = self._other.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def fault_of(self, path: str) -> str | None:
+        """Return the fault injected into the storefront a request path names, if any."""
+        match = V2_PATH.match(path) or LEGACY_PATH.match(path)
+        country = match.group(1) if match else parse_qs(urlsplit(path).query).get("gl", [""])[0]
+        return self.faults.get(country)
 
     def chart(
         self, country: str, chart: str, device: str, genre: str | None, depth: int
@@ -133,8 +160,8 @@ class StoreStandIn:
             ids[a], ids[b] = ids[b], ids[a]
         return [_app(country, app_id, rank) for rank, app_id in enumerate(ids, 1)]
 
-    def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        """Build the status, headers and body for one request path."""
+    def answer(self, path: str, faulty: bool = True) -> tuple[int, dict[str, str], bytes]:
+        """Build the status, headers and body for one request path; faulty=False: no fault."""
         v2, legacy = V2_PATH.match(path), LEGACY_PATH.match(path)
         if v2:
             country, chart, depth = v2.group(1), v2.group(2), int(v2.group(3))
@@ -144,9 +171,17 @@ class StoreStandIn:
             chart, device = LEGACY_CHARTS[legacy.group(2)]
         else:
             return 404, {"Content-Type": "text/plain"}, b"not found"
-        fault = self.faults.get(country)
+        fault = self.faults.get(country) if faulty else None
         if fault in ("500", "429", "html", "timeout"):
             return self._transport_fault(fault)
+        if fault in hostile.BODY_FAULTS:
+
+            def build_feed(cc: str, size: int) -> dict[str, Any]:
+                apps = self.chart(cc, chart, device, genre, size)
+                own_path = f"/{cc}{path[3:]}"  # a legacy path starts with its storefront
+                return v2_feed(cc, chart, depth, apps) if v2 else legacy_feed(own_path, apps)
+
+            return hostile.apple_answer(fault, country, depth, build_feed)
         apps = self.chart(country, chart, device, genre, depth)
         feed = v2_feed(country, chart, depth, apps) if v2 else legacy_feed(path, apps)
         body = json.dumps(_corrupt(feed, fault, bool(v2)), ensure_ascii=False).encode()
@@ -166,21 +201,30 @@ class StoreStandIn:
             for a in self.chart(country, chart, "play", category, depth)
         ]
 
-    def answer_play(self, path: str, form: bytes) -> tuple[int, dict[str, str], bytes]:
+    def answer_play(
+        self, path: str, form: bytes, faulty: bool = True
+    ) -> tuple[int, dict[str, str], bytes]:
         """Build the answer to one batchexecute call, in the real shape or a fault's."""
         if not path.startswith(PLAY_PATH):
             return 404, {"Content-Type": "text/plain"}, b"not found"
         country = parse_qs(urlsplit(path).query)["gl"][0]
         collection, category, num = parse_form(form)
-        fault = self.faults.get(country)
+        fault = self.faults.get(country) if faulty else None
         if fault in ("500", "429", "timeout"):
             return self._transport_fault(fault)
         chart = {v: k for k, v in PLAY_COLLECTIONS.items()}[collection]
         category_or_none = None if category == "APPLICATION" else category
-        apps = [
-            (a.app_id, a.name, a.developer)
-            for a in self.play_chart(country, chart, category_or_none, num)
-        ]
+
+        def apps_for(size: int) -> list[play_payloads.App]:
+            return [
+                (a.app_id, a.name, a.developer)
+                for a in self.play_chart(country, chart, category_or_none, size)
+            ]
+
+        apps = apps_for(num)
+        if fault in hostile.PLAY_BODY_FAULTS:
+            body = hostile.play_body(fault, apps_for, num, collection, category)
+            return 200, {"Content-Type": "application/json; charset=utf-8"}, body
         faults = {
             "drifted": lambda: play_payloads.drifted_response(apps, collection, category),
             "rejected": play_payloads.rejected_response,
@@ -212,6 +256,14 @@ class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> _QuietServer:
+    """Start a quiet server on a free port of 127.0.0.1, in a daemon thread."""
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def _app(country: str, app_id: int, rank: int) -> App:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,19 +17,9 @@ import sys
 import httpx
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import free_port, needs_mount_namespace, wait_for
 
-
-def can_unshare() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
-
-
-pytestmark = pytest.mark.skipif(
-    not can_unshare() and not os.environ.get("CI"),
-    reason="needs unshare -rm for a read-only mount (runs under CI)",
-)
+pytestmark = needs_mount_namespace
 
 
 def read_only(folder, *args: str) -> list[str]:

@@ -97,7 +97,7 @@ def test_sigterm_mid_sweep_stops_within_10s_leaving_whole_charts(spawn_monitor, 
     stored = count(db_path, "SELECT COUNT(*) FROM snapshots")
     assert 0 < stored < 175
     assert incomplete_snapshots(db_path) == 0
-    assert "not fetched (stopped)" in service.stderr.read()
+    assert "stopped (SIGINT received; " in service.stderr.read()
 
 
 def test_a_second_service_on_the_same_file_is_refused(spawn_monitor, run_monitor, db_path):

@@ -62,11 +62,11 @@ def test_a_signal_stops_collect_and_the_record_says_so(
     out, err = process.communicate(timeout=10)
     assert process.returncode == code, err
     name = signal.Signals(signum).name
-    assert f"sweep 1 stopped ({name} received)" in out
     ((status, reason, ok, entries),) = query(
         db_path, "SELECT status, reason, charts_ok, entries FROM sweeps"
     )
-    assert (status, reason) == ("stopped", f"{name} received")
+    assert (status, reason) == ("stopped", f"{name} received; {175 - ok} charts not fetched")
+    assert f"sweep 1 stopped ({reason}): {ok} charts ok, 0 failed" in out
     assert 0 < ok < 175 and entries == ok * 100
     kinds = dict(
         query(db_path, "SELECT coalesce(error_kind, status), COUNT(*) FROM fetches GROUP BY 1")
@@ -118,7 +118,7 @@ def test_charts_without_room_for_their_row_are_counted_in_the_reason(tmp_path, s
         ).fetchall()
     )
     assert set(kinds) <= {"ok", "disk_full"} and kinds["ok"] == report.ok
-    without = re.search(r"the (\d+) charts it ended without have no row", report.reason)
+    without = re.search(r"(\d+) charts not fetched or not stored, with no row", report.reason)
     # Every chart has a row, or is counted among those the full disk left without one.
     assert sum(kinds.values()) + (int(without.group(1)) if without else 0) == 175
     assert db.execute("SELECT status, reason FROM sweeps WHERE id = 2").fetchall() == [

@@ -1,0 +1,289 @@
+"""The real ``monitor`` against a hostile store on 127.0.0.1 (tests/hostile.py).
+
+Each fault is injected into some storefronts of a sweep. Whatever those answer, they
+must end as failure rows with the right kind, every other chart must be stored whole,
+the sweep must be recorded as finished, and the wall time and the peak memory of the
+``monitor`` process must stay within bounds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from dataclasses import dataclass
+
+import pytest
+
+from conftest import needs_mount_namespace, wait_for
+from monitor.reference import apple_storefronts
+
+FAULTED = ("de", "jp")
+SMALL = ("us", "gb", "fr", "it", *FAULTED)
+# Per attempt, and one retry: a fault that costs the whole deadline fails in about 5 s.
+BOUNDS = ("--timeout", "2", "--retries", "1")
+
+KINDS = {
+    "reset": "transport",
+    "silent": "timeout",
+    "trickle-status": "timeout",
+    "trickle-headers": "timeout",
+    "trickle-body": "timeout",
+    "huge": "too_large",
+    "huge-unannounced": "too_large",
+    "endless": "too_large",
+    "gzip-bomb": "too_large",
+    "gzip-bomb-nested": "invalid_feed",
+    "bad-gzip": "invalid_feed",
+    "redirect-away": "redirect",
+    "redirect-loop": "redirect",
+    "retry-after-long": "rate_limited",
+    "503-retry-after": "http_status",
+    "deep-nesting": "invalid_feed",
+    "huge-number": "invalid_feed",
+    "invalid-utf8": "invalid_feed",
+    "too-many": "invalid_feed",
+    "long-names": "invalid_feed",
+    "non-numeric-id": "invalid_feed",
+    "other-storefront": "invalid_feed",
+}
+# A Play answer does not name its storefront; ten times a Play chart passes the size cap.
+PLAY_KINDS = {
+    **{fault: kind for fault, kind in KINDS.items() if fault != "other-storefront"},
+    "too-many": "too_large",
+}
+
+
+@dataclass
+class Measured:
+    """A finished ``monitor`` process: exit code, output, wall time and peak memory."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_mb: float
+
+
+# Starts monitor from a small process of its own and reports its peak memory: Linux
+# counts in a child's peak the memory of the process it was forked from (pytest here).
+LAUNCHER = """
+import os, sys
+pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "monitor", *sys.argv[1:]], os.environ)
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write(f"\\npeak_kb={usage.ru_maxrss}\\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.fixture
+def measure(monitor_env):
+    """Run the real ``monitor`` to completion, measuring its wall time and peak RSS."""
+
+    def run(*args: str, timeout: float = 120) -> Measured:
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, *args],
+            env=monitor_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        seconds = time.monotonic() - started
+        stderr, _, peak = done.stderr.rpartition("\npeak_kb=")
+        return Measured(done.returncode, done.stdout, stderr, seconds, int(peak) / 1024)
+
+    return run
+
+
+def query(db, sql, params=()):
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def check_record(db, stand_in, countries, faulted, kind, store="apple"):
+    """Failure rows for exactly the faulted charts, whole charts elsewhere, sweep finished."""
+    failures = query(db, "SELECT country, error_kind, error FROM fetches WHERE status = 'error'")
+    assert {cc for cc, _, _ in failures} == set(faulted), failures
+    assert {k for _, k, _ in failures} == ({kind} if faulted else set()), failures
+    assert all(error for _, _, error in failures)
+    for cc in set(countries) - set(faulted):
+        stored = query(db, "SELECT app_id FROM rankings WHERE country = ? ORDER BY rank", (cc,))
+        served = (
+            stand_in.chart(cc, "top-free", "iphone", None, 100)
+            if store == "apple"
+            else stand_in.play_chart(cc, "top-free", None, 100)
+        )
+        assert [a for (a,) in stored] == [a.app_id for a in served], cc
+    assert query(db, "SELECT status, reason FROM sweeps") == [("finished", None)]
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+
+
+def hostile(stand_in, fault, faulted=FAULTED):
+    stand_in.faults = dict.fromkeys(faulted, fault)
+    stand_in.hang_seconds = 10  # past every deadline here
+    stand_in.retry_after = "1"
+
+
+@pytest.mark.parametrize("fault", sorted(KINDS))
+def test_each_fault_fails_only_its_charts(measure, run_monitor, stand_in, fault):
+    hostile(stand_in, fault)
+    result = measure("collect", "--country", ",".join(SMALL), *BOUNDS)
+    assert result.returncode == 1, result.stderr
+    assert f"{len(SMALL) - 2} charts ok, 2 failed" in result.stdout
+    check_record(run_monitor.db, stand_in, SMALL, FAULTED, KINDS[fault])
+    assert result.seconds < 20, result.seconds
+    assert result.peak_mb < 150, result.peak_mb
+    print(f"{fault}: {result.seconds:.1f}s, {result.peak_mb:.0f} MB")
+
+
+@pytest.mark.parametrize("fault", sorted(PLAY_KINDS))
+def test_each_fault_fails_only_its_play_charts(measure, run_monitor, stand_in, fault):
+    hostile(stand_in, fault)
+    result = measure(
+        "collect", "--store", "play", "--country", ",".join(SMALL), "--play-interval", "0", *BOUNDS
+    )
+    assert result.returncode == 1, result.stderr
+    check_record(run_monitor.db, stand_in, SMALL, FAULTED, PLAY_KINDS[fault], store="play")
+    # Play goes one request at a time: two charts may each cost their whole deadlines.
+    assert result.seconds < 30, result.seconds
+    assert result.peak_mb < 150, result.peak_mb
+
+
+def test_a_chart_from_another_origin_is_never_stored_or_kept(measure, run_monitor, stand_in):
+    hostile(stand_in, "redirect-away")
+    result = measure("collect", "--country", ",".join(SMALL), *BOUNDS)
+    assert result.returncode == 1
+    assert stand_in.other_requests == []
+    errors = dict(
+        query(run_monitor.db, "SELECT country, error FROM fetches WHERE status = 'error'")
+    )
+    for cc in FAULTED:
+        assert f"redirected to another origin, {stand_in.other_url}/" in errors[cc]
+    assert query(run_monitor.db, "SELECT COUNT(*) FROM raw_responses") == [(0,)]
+
+
+def test_a_redirect_within_the_origin_is_followed_and_stored(measure, run_monitor, stand_in):
+    hostile(stand_in, "redirect-home")
+    result = measure("collect", "--country", ",".join(SMALL), *BOUNDS)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(SMALL)} charts ok, 0 failed" in result.stdout
+    check_record(run_monitor.db, stand_in, SMALL, (), None)
+
+
+def test_a_long_retry_after_fails_at_once_and_never_holds_a_slot(measure, stand_in):
+    hostile(stand_in, "retry-after-long")
+    result = measure("collect", "--country", ",".join(SMALL))  # default retries
+    assert result.returncode == 1
+    assert "asked to wait 3600s, more than the 60s allowed" in result.stderr
+    assert result.seconds < 10
+
+
+def test_waits_to_retry_leave_the_other_charts_at_full_speed(measure, run_monitor, stand_in):
+    # Eight storefronts ask, twice, to come back in 5 s: with concurrency 8, holding
+    # their slots while they wait would hold back every other chart for 10 s.
+    slow = sorted(apple_storefronts())[:8]
+    stand_in.faults = dict.fromkeys(slow, "503-retry-after")
+    stand_in.retry_after = "5"
+    result = measure("collect", "--retries", "2")
+    assert result.returncode == 1
+    assert "167 charts ok, 8 failed" in result.stdout
+    assert result.seconds >= 10  # the slow ones did wait, twice
+    ((healthy_done,),) = query(
+        run_monitor.db,
+        "SELECT (julianday(MAX(s.fetched_at)) - julianday(w.started_at)) * 86400 "
+        "FROM snapshots s JOIN sweeps w ON w.id = s.sweep_id",
+    )
+    assert healthy_done < 7, healthy_done
+
+
+def test_a_full_sweep_with_every_fault_at_once(measure, run_monitor, stand_in):
+    countries = sorted(apple_storefronts())
+    faults = sorted(KINDS)
+    stand_in.faults = {countries[i * 7]: fault for i, fault in enumerate(faults)}
+    stand_in.hang_seconds = 10
+    stand_in.retry_after = "1"
+    result = measure("collect", *BOUNDS, timeout=180)
+    assert result.returncode == 1, result.stderr
+    ok = 175 - len(faults)
+    assert f"{ok} charts ok, {len(faults)} failed" in result.stdout
+    kinds = dict(
+        query(run_monitor.db, "SELECT country, error_kind FROM fetches WHERE status = 'error'")
+    )
+    assert kinds == {cc: KINDS[fault] for cc, fault in stand_in.faults.items()}
+    assert query(
+        run_monitor.db,
+        "SELECT COUNT(*), MIN(n), MAX(n) FROM (SELECT COUNT(*) AS n "
+        "FROM rankings GROUP BY snapshot_id)",
+    ) == [(ok, 100, 100)]
+    assert query(run_monitor.db, "SELECT status FROM sweeps") == [("finished",)]
+    assert result.seconds < 30, result.seconds
+    assert result.peak_mb < 300, result.peak_mb
+
+
+def finished_sweeps(db):
+    try:
+        return query(db, "SELECT COUNT(*) FROM sweeps WHERE status = 'finished'")[0][0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_a_faulty_storefront_never_stops_the_others_sweep_after_sweep(
+    spawn_monitor, stand_in, db_path
+):
+    stand_in.faults = {"jp": "trickle-body", "de": "endless", "fr": "silent"}
+    stand_in.hang_seconds = 10
+    service = spawn_monitor("run", "--no-serve", "--interval", "1s", *BOUNDS)
+    wait_for(lambda: finished_sweeps(db_path) >= 3, 90, "three sweeps")
+    service.terminate()
+    assert service.wait(timeout=30) == 0
+    per_sweep = query(
+        db_path,
+        "SELECT t.sweep_id, SUM(t.status = 'ok'), GROUP_CONCAT(CASE WHEN t.status = 'error' "
+        "THEN c.country END) FROM attempts t JOIN charts c ON c.id = t.chart_id "
+        "WHERE t.sweep_id <= 3 GROUP BY t.sweep_id",
+    )
+    for sweep_id, ok, failed in per_sweep:
+        assert ok == 172, (sweep_id, ok)
+        assert sorted(failed.split(",")) == ["de", "fr", "jp"]
+
+
+@needs_mount_namespace
+def test_a_full_disk_is_said_plainly_and_the_next_sweep_works(tmp_path, monitor_env):
+    """A 1 MB filesystem fills during the first sweep; then it gets room again."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    monitor = f"{sys.executable} -m monitor"
+    script = f"""
+        mount -t tmpfs -o size=1m tmpfs {mount}
+        {monitor} collect > {tmp_path}/first.out 2>&1; echo $? > {tmp_path}/first.rc
+        {monitor} status > {tmp_path}/status.out 2>&1
+        mount -o remount,size=64m {mount}
+        {monitor} collect > {tmp_path}/second.out 2>&1; echo $? > {tmp_path}/second.rc
+        cp {mount}/rankings.db {tmp_path}/after.db
+    """
+    env = {**monitor_env, "MONITOR_DB": str(mount / "rankings.db")}
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, check=True, timeout=120)
+
+    def read(name):
+        return (tmp_path / name).read_text()
+
+    assert read("first.rc").strip() == "3", read("first.out")
+    assert "sweep 1 failed (disk full: " in read("first.out")
+    assert "Traceback" not in read("first.out")
+    status = read("status.out")
+    assert "failed" in status and "disk full: database or disk is full" in status
+    assert read("second.rc").strip() == "0", read("second.out")
+    after = tmp_path / "after.db"
+    assert query(after, "PRAGMA integrity_check") == [("ok",)]
+    sweeps = query(after, "SELECT id, status, charts_ok FROM sweeps ORDER BY id")
+    assert [(i, s) for i, s, _ in sweeps] == [(1, "failed"), (2, "finished")]
+    assert sweeps[1][2] == 175
+    # Nothing partial: every stored chart of the failed sweep is whole.
+    assert query(
+        after,
+        "SELECT COUNT(*) FROM (SELECT snapshot_id FROM rankings GROUP BY snapshot_id "
+        "HAVING COUNT(*) != 100)",
+    ) == [(0,)]
