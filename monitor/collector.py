@@ -53,7 +53,6 @@ class SweepReport:
     status: str = "running"
     reason: str | None = None
     left_kind: str | None = None  # the error kind of the charts the sweep ended without
-    trim_log: storage.LogTrimmer = field(default_factory=storage.LogTrimmer)
 
     @property
     def failed(self) -> int:
@@ -134,12 +133,13 @@ async def _fetch_all(
         "play": Pacer(settings.policy.play_interval),
     }
     budget = RetryBudget(settings.policy.max_wait)
+    trim_log = storage.LogTrimmer()
     async with build_client(settings.policy) as client:
         tasks = [
             asyncio.create_task(fetch(client, gates[req.store], budget, req, settings))
             for req in report.pending
         ]
-        watcher = asyncio.create_task(_cancel_when(stop, tasks)) if stop else None
+        watcher = asyncio.create_task(_cancel_when(stop, tasks))
         try:
             for task in asyncio.as_completed(tasks):
                 try:
@@ -147,16 +147,21 @@ async def _fetch_all(
                 except asyncio.CancelledError:
                     continue
                 _store(db, report, result)
+                trim_log(db)
                 on_result(result)
         finally:
             # Whatever ended the loop, no fetch outlives it, and each closes its response.
-            for pending in [*tasks, *([watcher] if watcher else [])]:
+            for pending in [*tasks, watcher]:
                 pending.cancel()
-            await asyncio.gather(*tasks, *([watcher] if watcher else []), return_exceptions=True)
+            await asyncio.gather(*tasks, watcher, return_exceptions=True)
 
 
-async def _cancel_when(stop: threading.Event, tasks: list[asyncio.Task[FetchResult]]) -> None:
+async def _cancel_when(
+    stop: threading.Event | None, tasks: list[asyncio.Task[FetchResult]]
+) -> None:
     """Cancel the sweep's fetches once stop is set; each observation stays whole."""
+    if stop is None:
+        return
     while not stop.is_set():
         await asyncio.sleep(0.1)
     for task in tasks:
@@ -221,7 +226,6 @@ def _unforeseen(req: ChartRequest, error: Exception) -> FetchError:
 def _store(db: Database, report: SweepReport, result: FetchResult) -> None:
     storage.record(db, report.sweep_id, result)
     del report.pending[result.req]
-    report.trim_log(db)
     if result.listing is None:
         report.failures.append(result)
     else:

@@ -115,7 +115,7 @@ def _scheduled_sweep(
         # The next sweep tries again: a full disk may have room by then.
         log.error("%s", error)
         return
-    log.info(report.summary())
+    (log.info if report.status == "finished" else log.warning)(report.summary())
 
 
 def _log_failure(result: FetchResult) -> None:

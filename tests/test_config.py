@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ChartSpec, load_config, parse_duration
+from monitor.config import ChartSpec, load_config, parse_duration, parse_size
 from monitor.errors import UsageError
 from monitor.selection import requests_for_all
 
@@ -28,6 +28,7 @@ def test_the_documented_example_is_valid():
         "apple", "top-grossing", "ipad", "6014", ("us", "gb", "jp", "kr", "cn"), 50
     )
     assert config["play_interval"] == 1.0
+    assert config["max_body"] == 4 * 2**20
     assert config["charts"][2] == ChartSpec(
         "play", "top-free", None, "GAME", ("us", "jp", "de", "br", "in"), 100
     )
@@ -74,6 +75,20 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(UsageError, match="invalid duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("4MB", 4 * 2**20), ("512KB", 512 * 1024), ("1.5 MiB", 3 * 2**19), ("2048", 2048)],
+)
+def test_sizes(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize(("text", "message"), [("lots", "invalid size"), ("100", "too small")])
+def test_bad_sizes(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_size(text)
 
 
 def test_collect_uses_the_configured_charts(tmp_path, run_monitor, stand_in):
