@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -201,6 +202,8 @@ def check_database(db: str) -> None:
         raise Refused(str(error)) from None
     except OSError as error:
         raise Refused(f"cannot use {db}: {error.strerror}") from None
+    except sqlite3.Error as error:
+        raise Refused(f"cannot use {db}: {error}") from None
 
 
 def check_url(option: str, url: str) -> str:
@@ -358,11 +361,12 @@ def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None
     from monitor import service  # Datasette and the scheduler load only for the service
 
     schedule = service.Schedule(file["interval"], file["jitter"])
+    check_database(given["db"])
     try:
         service.run_service(
             given["db"], requests, settings, schedule, service.Listen(host, port) if serve else None
         )
-    except (AlreadyRunning, NotMonitorDatabase) as error:
+    except AlreadyRunning as error:
         raise Refused(str(error)) from None
     except MonitorError as error:
         raise click.ClickException(str(error)) from None
