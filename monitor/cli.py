@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import click
 
 from monitor import __version__, claims, collector, schema, selection
+from monitor.backup import Backup, back_up
 from monitor.charts import CHARTS, DEVICES, STORES, ChartRequest, FetchResult
 from monitor.config import (
     DEFAULT_DB,
@@ -157,8 +158,8 @@ fetch_options = options(
 )
 
 
-def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
-    """Merge options with the config file (options win); return Settings and the file."""
+def merged(given: dict[str, Any]) -> tuple[dict[str, Any], Callable[[str], Any]]:
+    """Read the config file; return it and a picker where options given explicitly win."""
     ctx = click.get_current_context()
     try:
         file = load_config(given["config_path"]) if given.get("config_path") else {}
@@ -169,6 +170,12 @@ def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
         explicit = ctx.get_parameter_source(key) not in (click.core.ParameterSource.DEFAULT, None)
         return given[key] if explicit or key not in file else file[key]
 
+    return file, pick
+
+
+def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
+    """Merge options with the config file (options win); return Settings and the file."""
+    file, pick = merged(given)
     settings = Settings(
         Endpoints(
             *(check_url(flag, given[flag[2:].replace("-", "_")]) for flag, *_ in _ENDPOINT_OPTIONS)
@@ -324,6 +331,29 @@ def _sweep_with_progress(
         return collector.sweep_once(db, requests, settings, advance, wait, stop)
 
 
+listen_options = options(
+    click.option("--host", default="127.0.0.1", show_default=True, help="Datasette's address."),
+    click.option(
+        "--port",
+        type=click.IntRange(0, 65535),
+        default=8001,
+        show_default=True,
+        help="Datasette's port.",
+    ),
+    click.option(
+        "--public",
+        is_flag=True,
+        help="Serve readers you do not know: no arbitrary SQL, no raw bodies, no downloads "
+        "of the whole file (or 'public = true' in the config).",
+    ),
+    click.option(
+        "--public-sql",
+        is_flag=True,
+        help="In public mode, allow arbitrary SQL all the same (bounded by the time limit).",
+    ),
+)
+
+
 @cli.command()
 @click.option(
     "--interval",
@@ -340,14 +370,7 @@ def _sweep_with_progress(
     help="Delay each sweep by a random time up to this.",
 )
 @click.option("--serve/--no-serve", default=True, show_default=True, help="Also serve Datasette.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Datasette's address.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8001,
-    show_default=True,
-    help="Datasette's port.",
-)
+@listen_options
 @log_option
 @fetch_options
 def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None:
@@ -361,11 +384,10 @@ def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None
     from monitor import service  # Datasette and the scheduler load only for the service
 
     schedule = service.Schedule(file["interval"], file["jitter"])
+    listen = _listen(host, port, merged(given)[1])
     check_database(given["db"])
     try:
-        service.run_service(
-            given["db"], requests, settings, schedule, service.Listen(host, port) if serve else None
-        )
+        service.run_service(given["db"], requests, settings, schedule, listen if serve else None)
     except AlreadyRunning as error:
         raise Refused(str(error)) from None
     except MonitorError as error:
@@ -373,22 +395,17 @@ def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8001,
-    show_default=True,
-    help="Port to listen on.",
-)
+@listen_options
 @log_option
+@config_option
 @db_option
-def serve(db: str, host: str, port: int, log_level: str) -> None:
+def serve(db: str, host: str, port: int, log_level: str, **given: Any) -> None:
     """Serve the database with Datasette alone, with monitor's metadata.
 
     A database on a read-only mount is served as it is.
     """
     _configure_logging(log_level)
+    listen = _listen(host, port, merged(given)[1])
     if Path(db).is_file():
         open_existing(db).close()
     else:
@@ -396,9 +413,16 @@ def serve(db: str, host: str, port: int, log_level: str) -> None:
     from monitor import service  # Datasette loads only when serving
 
     try:
-        service.serve_forever(db, service.Listen(host, port))
+        service.serve_forever(db, listen)
     except MonitorError as error:
         raise click.ClickException(str(error)) from None
+
+
+def _listen(host: str, port: int, pick: Callable[[str], Any]) -> Any:
+    """Say where Datasette listens and whom it serves, options winning over the file."""
+    from monitor import service
+
+    return service.Listen(host, port, pick("public"), pick("public_sql"))
 
 
 def _configure_logging(level: str) -> None:
@@ -486,6 +510,43 @@ def status(db: str, sweeps: int) -> None:
             f"  {f['store']}/{f['country']}: {f['failures']} failed, last at "
             f"{f['last_at']} ({f['last_kind']}): {printable(f['last_error'])}"
         )
+
+
+@cli.command()
+@click.argument("dest", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@db_option
+def backup(dest: str, force: bool, db: str) -> None:
+    """Write a consistent copy of the database to DEST, also while a service writes it.
+
+    The copy is the database as it stood when the backup began: one self-contained
+    SQLite file, checked with PRAGMA integrity_check. It is written beside DEST and
+    renamed into place only when whole. DEST must not be the database itself.
+    """
+    try:
+        done = _back_up_with_progress(db, dest, force)
+    except MonitorError as error:
+        raise Refused(str(error)) from None
+    click.echo(
+        f"backed up {done.size_bytes / 1e6:,.1f} MB ({done.snapshots:,} chart observations)"
+        f" to {dest} in {done.seconds:.1f}s"
+    )
+    click.echo(
+        f"to restore: stop monitor (run and serve), copy {dest} over {db},"
+        f" delete any {db}-wal and -shm, and start monitor again"
+    )
+
+
+def _back_up_with_progress(db: str, dest: str, force: bool) -> Backup:
+    if not sys.stderr.isatty():
+        return back_up(db, dest, force=force)
+    with click.progressbar(length=1, label="Backing up", file=sys.stderr) as bar:
+
+        def advance(copied: int, total: int) -> None:
+            bar.length = total  # known once the copy has begun
+            bar.update(copied - bar.pos)
+
+        return back_up(db, dest, force=force, progress=advance)
 
 
 store_option = click.option(

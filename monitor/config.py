@@ -106,6 +106,8 @@ _TOP_KEYS = {
     "play_interval": "seconds between Google Play requests, from 0 to 60",
     "max_body": "a size such as 4MB, the most a response may hold once decompressed",
     "charts": "a list of [[charts]] tables",
+    "public": "true or false: serve readers you do not know (see --public)",
+    "public_sql": "true or false: in public mode, allow arbitrary SQL all the same",
 }
 _CHART_KEYS = {
     "store": "apple or play",
@@ -138,6 +140,9 @@ def load_config(path: str | Path) -> dict[str, Any]:
             except UsageError as error:
                 raise UsageError(f"config {path}: '{key}': {error}") from None
     settings.update(_numbers(data, path))
+    for key in ("public", "public_sql"):
+        if key in data:
+            settings[key] = _typed(data, key, bool, path)
     if "charts" in data:
         charts = data["charts"]
         if not isinstance(charts, list) or not charts:

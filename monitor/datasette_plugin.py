@@ -4,6 +4,7 @@ ids linked to the ranks they hold (every value escaped), and history views left 
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,25 @@ def store_page(store: str, app_id: str, country: str | None) -> str:
         gl = f"&gl={quote(country)}" if country else ""
         return f"https://play.google.com/store/apps/details?id={quote(app_id)}{gl}"
     return f"https://apps.apple.com/{quote(country or 'us')}/app/id{quote(app_id)}"
+
+
+# What one reader's query may make SQLite build or parse. No value monitor stores is
+# near them (a kept response body is at most 4 MiB), while randomblob(999999999) or a
+# query text of megabytes fails at once with "string or blob too big".
+READ_LIMITS = {
+    sqlite3.SQLITE_LIMIT_LENGTH: 8 * 2**20,
+    sqlite3.SQLITE_LIMIT_SQL_LENGTH: 100_000,
+}
+# Pages cached per connection, in KiB: Datasette keeps a few connections per database.
+READ_CACHE_KIB = 16_000
+
+
+@hookimpl
+def prepare_connection(conn: sqlite3.Connection) -> None:
+    """Bound what any query on a connection Datasette opens can hold in memory."""
+    for limit, value in READ_LIMITS.items():
+        conn.setlimit(limit, value)
+    conn.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB}")
 
 
 @hookimpl

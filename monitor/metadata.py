@@ -161,9 +161,17 @@ TABLES: dict[str, dict[str, Any]] = {
 }
 
 
-def metadata(db_path: str | Path) -> dict[str, Any]:
-    """Return Datasette metadata for the database at db_path (named after its file)."""
+def metadata(db_path: str | Path, public: bool = False, public_sql: bool = False) -> dict[str, Any]:
+    """Return Datasette metadata for the database at db_path (named after its file).
+
+    Public: arbitrary SQL is off (unless public_sql) and raw response bodies are not
+    served; the pages, the canned queries and the dashboard stay.
+    """
+    tables = TABLES
+    if public:
+        tables = {**TABLES, "raw_responses": {**TABLES["raw_responses"], "allow": False}}
     return {
+        **({"allow_sql": False} if public and not public_sql else {}),
         "title": TITLE,
         "description": DESCRIPTION,
         "about": "monitor, an app-store ranking monitor",
@@ -172,7 +180,7 @@ def metadata(db_path: str | Path) -> dict[str, Any]:
         "databases": {
             Path(db_path).stem: {
                 "description": "The whole history: query rankings and fetches.",
-                "tables": TABLES,
+                "tables": tables,
                 "queries": {
                     name: {"title": q.title, "description": q.description, "sql": q.sql}
                     for name, q in queries.CANNED.items()

@@ -7,7 +7,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from datasette.app import Datasette
@@ -19,29 +21,52 @@ from monitor.schema import read_only_uri
 START_TIMEOUT = 30.0
 
 
-def datasette(db_path: str | Path) -> Datasette:
+@dataclass(frozen=True)
+class Listen:
+    """Where Datasette listens, and whether for the public."""
+
+    host: str
+    port: int
+    public: bool = False  # readers unknown: no arbitrary SQL, raw bodies or downloads
+    public_sql: bool = False  # arbitrary SQL all the same
+
+
+def datasette(db_path: str | Path, listen: Listen | None = None) -> Datasette:
     """Build the Datasette instance that serves the database.
 
     On a read-only mount with no writer's log beside it, SQLite can read the file only
     as immutable; Datasette is told so.
     """
+    listen = listen or Listen("127.0.0.1", 0)
     immutable = not os.access(Path(os.path.realpath(db_path)).parent, os.W_OK) and (
         "immutable=1" in read_only_uri(db_path)
     )
     files = {"immutables" if immutable else "files": [str(db_path)]}
     # Facet suggestions scan every column of a table page; on a history of millions
     # of rows they cost more than the page itself.
-    return Datasette(**files, metadata=metadata(db_path), settings={"suggest_facets": False})
+    settings: dict[str, Any] = {"suggest_facets": False}
+    if listen.public:
+        # The whole file holds raw bodies; a stream of every row is a load no page needs.
+        settings |= {"allow_download": False, "allow_csv_stream": False}
+    return Datasette(
+        **files,
+        metadata=metadata(db_path, listen.public, listen.public_sql),
+        settings=settings,
+    )
 
 
 @contextmanager
-def serving(db_path: str | Path, host: str, port: int) -> Iterator[uvicorn.Server]:
+def serving(db_path: str | Path, listen: Listen) -> Iterator[uvicorn.Server]:
     """Serve Datasette from a background thread until the block exits.
 
     The thread leaves signals to the main thread, which decides how to stop.
     """
     config = uvicorn.Config(
-        datasette(db_path).app(), host=host, port=port, log_level="warning", lifespan="on"
+        datasette(db_path, listen).app(),
+        host=listen.host,
+        port=listen.port,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="datasette", daemon=True)
@@ -51,7 +76,9 @@ def serving(db_path: str | Path, host: str, port: int) -> Iterator[uvicorn.Serve
         time.sleep(0.05)
     if not server.started:
         server.should_exit = True
-        raise MonitorError(f"could not serve Datasette on {host}:{port} (is the port in use?)")
+        raise MonitorError(
+            f"could not serve Datasette on {listen.host}:{listen.port} (is the port in use?)"
+        )
     try:
         yield server
     finally:

@@ -17,6 +17,7 @@ from monitor.charts import ChartRequest, FetchResult
 from monitor.config import Settings
 from monitor.errors import Stopped
 from monitor.locks import service_lock
+from monitor.publish import Listen
 from monitor.stopping import Stop, stop_on_signals
 
 log = logging.getLogger("monitor")
@@ -28,14 +29,6 @@ class Schedule:
 
     interval: float
     jitter: float
-
-
-@dataclass(frozen=True)
-class Listen:
-    """Where Datasette listens."""
-
-    host: str
-    port: int
 
 
 def run_service(
@@ -71,7 +64,7 @@ def _serving(db_path: str | Path, listen: Listen | None) -> AbstractContextManag
     if listen is None:
         return nullcontext()
     log.info("Datasette at http://%s:%s/", listen.host, listen.port)
-    return publish.serving(db_path, listen.host, listen.port)
+    return publish.serving(db_path, listen)
 
 
 def _wait_for(stop: threading.Event) -> None:

@@ -50,6 +50,7 @@ def test_the_documented_example_is_valid():
         ("[[charts]]\ngenre = 6014", "charts[0]: 'genre' must be a store category id, as text"),
         ("[[charts]]\ndepth = '10'", "charts[0]: 'depth' must be an integer"),
         ("interval = ", "is not valid TOML"),
+        ("public = 'yes'", "'public' must be true or false"),
     ],
 )
 def test_bad_config_names_the_key_and_the_allowed_values(tmp_path, text, message):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from datasette.app import Datasette
 
 import scenario
 from history import chart, fail, observe
-from monitor import schema, storage
+from monitor import publish, schema, storage
 from monitor.collector import now
 from monitor.metadata import metadata
 from monitor.queries import CANNED
@@ -160,3 +161,47 @@ def test_names_link_to_store_pages_and_icons_show(ds):
     assert f'<a href="https://apps.apple.com/us/app/id{scenario.APP_ID}">DeepSeek</a>' in html
     assert f'<img src="http://127.0.0.1/{scenario.APP_ID}.png"' in html
     assert '<a href="/rankings/rankings?snapshot_id=' in html
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select randomblob(999999999)",
+        "select length(randomblob(900000000))",
+        "select length(zeroblob(100000000))",
+    ],
+)
+def test_a_reader_cannot_make_sqlite_build_huge_values(ds, sql):
+    started = time.monotonic()
+    response = asyncio.run(ds.client.get("/rankings.json", params={"sql": sql}))
+    assert response.status_code == 400
+    assert response.json()["error"] == "string or blob too big"
+    assert time.monotonic() - started < 1
+
+
+def statuses(ds, paths):
+    return [asyncio.run(ds.client.get(path)).status_code for path in paths]
+
+
+PUBLIC_PATHS = [
+    "/rankings/rankings.json?_size=2",
+    f"/rankings/claim.json?app={scenario.APP_ID}",
+    "/rankings/fetches",
+    "/rankings.json?sql=select+1",
+    "/rankings/raw_responses.json",
+    "/rankings/rankings.csv?_stream=1",
+]
+
+
+def test_public_mode_serves_pages_and_canned_queries_but_no_sql_or_raw_bodies(ds):
+    path = ds.get_database("rankings").path
+    public = publish.datasette(path, publish.Listen("127.0.0.1", 0, public=True))
+    assert statuses(public, PUBLIC_PATHS) == [200, 200, 200, 403, 403, 400]
+    assert statuses(ds, PUBLIC_PATHS) == [200, 200, 200, 200, 200, 200]
+
+
+def test_public_mode_can_allow_sql_and_still_hides_raw_bodies(ds):
+    path = ds.get_database("rankings").path
+    listen = publish.Listen("127.0.0.1", 0, public=True, public_sql=True)
+    public = publish.datasette(path, listen)
+    assert statuses(public, PUBLIC_PATHS) == [200, 200, 200, 200, 403, 400]
