@@ -136,7 +136,6 @@ def test_each_fault_fails_only_its_charts(measure, run_monitor, stand_in, fault)
     check_record(run_monitor.db, stand_in, SMALL, FAULTED, KINDS[fault])
     assert result.seconds < 20, result.seconds
     assert result.peak_mb < 150, result.peak_mb
-    print(f"{fault}: {result.seconds:.1f}s, {result.peak_mb:.0f} MB")
 
 
 @pytest.mark.parametrize("fault", sorted(PLAY_KINDS))
