@@ -188,7 +188,8 @@ def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
             max_body=pick("max_body"),
         ),
     )
-    return settings, {**file, **{k: pick(k) for k in ("interval", "jitter") if k in given}}
+    picked = ("interval", "jitter", "public", "public_sql")
+    return settings, {**file, **{k: pick(k) for k in picked if k in given}}
 
 
 def open_existing(db: str) -> Any:
@@ -384,7 +385,7 @@ def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None
     from monitor import service  # Datasette and the scheduler load only for the service
 
     schedule = service.Schedule(file["interval"], file["jitter"])
-    listen = _listen(host, port, merged(given)[1])
+    listen = service.Listen(host, port, file["public"], file["public_sql"])
     check_database(given["db"])
     try:
         service.run_service(given["db"], requests, settings, schedule, listen if serve else None)
@@ -405,7 +406,7 @@ def serve(db: str, host: str, port: int, log_level: str, **given: Any) -> None:
     A database on a read-only mount is served as it is.
     """
     _configure_logging(log_level)
-    listen = _listen(host, port, merged(given)[1])
+    _, pick = merged(given)
     if Path(db).is_file():
         open_existing(db).close()
     else:
@@ -413,16 +414,9 @@ def serve(db: str, host: str, port: int, log_level: str, **given: Any) -> None:
     from monitor import service  # Datasette loads only when serving
 
     try:
-        service.serve_forever(db, listen)
+        service.serve_forever(db, service.Listen(host, port, pick("public"), pick("public_sql")))
     except MonitorError as error:
         raise click.ClickException(str(error)) from None
-
-
-def _listen(host: str, port: int, pick: Callable[[str], Any]) -> Any:
-    """Say where Datasette listens and whom it serves, options winning over the file."""
-    from monitor import service
-
-    return service.Listen(host, port, pick("public"), pick("public_sql"))
 
 
 def _configure_logging(level: str) -> None:

@@ -23,6 +23,12 @@ _CHART_COLUMNS = {
     "genre": "The store's category id; empty for the overall chart",
 }
 
+_ERROR_KIND = (
+    "Why it failed, as a word to facet on: transport, timeout, http_status, rate_limited, "
+    "too_large, redirect, invalid_feed, drift, blocked, unexpected; or, for a chart the "
+    "sweep ended without, stopped, disk_full, storage or sweep_failed"
+)
+
 TABLES: dict[str, dict[str, Any]] = {
     "rankings": {
         "description": "One row per observed chart and rank: the public surface to query.",
@@ -46,11 +52,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "http_status": "The store's HTTP status, where it answered",
             "error": "What went wrong, for people",
             "snapshot_id": "The observation stored, for a successful fetch",
-            "error_kind": (
-                "Why it failed, as a word to facet on: transport, timeout, http_status, "
-                "rate_limited, too_large, redirect, invalid_feed, drift, blocked, unexpected; "
-                "or, for a chart the sweep ended without, stopped, disk_full or storage"
-            ),
+            "error_kind": _ERROR_KIND,
         },
     },
     "snapshots": {
@@ -141,11 +143,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "http_status": "The store's HTTP status, where it answered",
             "error": "What went wrong, for people",
             "snapshot_id": "The observation stored, for a successful fetch",
-            "error_kind": (
-                "Why it failed, as a word to facet on: transport, timeout, http_status, "
-                "rate_limited, too_large, redirect, invalid_feed, drift, blocked, unexpected; "
-                "or, for a chart the sweep ended without, stopped, disk_full or storage"
-            ),
+            "error_kind": _ERROR_KIND,
         },
     },
     "raw_responses": {
@@ -165,7 +163,8 @@ def metadata(db_path: str | Path, public: bool = False, public_sql: bool = False
     """Return Datasette metadata for the database at db_path (named after its file).
 
     Public: arbitrary SQL is off (unless public_sql) and raw response bodies are not
-    served; the pages, the canned queries and the dashboard stay.
+    served; the pages and the canned queries stay. The dashboard draws its charts with
+    arbitrary SQL, so it needs public_sql.
     """
     tables = TABLES
     if public:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from datasette.app import Datasette
 
 from monitor.errors import MonitorError
 from monitor.metadata import metadata
-from monitor.schema import read_only_uri
+from monitor.schema import read_only_uri, writable_folder
 
 START_TIMEOUT = 30.0
 
@@ -38,9 +37,7 @@ def datasette(db_path: str | Path, listen: Listen | None = None) -> Datasette:
     as immutable; Datasette is told so.
     """
     listen = listen or Listen("127.0.0.1", 0)
-    immutable = not os.access(Path(os.path.realpath(db_path)).parent, os.W_OK) and (
-        "immutable=1" in read_only_uri(db_path)
-    )
+    immutable = not writable_folder(db_path) and "immutable=1" in read_only_uri(db_path)
     files = {"immutables" if immutable else "files": [str(db_path)]}
     # Facet suggestions scan every column of a table page; on a history of millions
     # of rows they cost more than the page itself.

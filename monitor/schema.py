@@ -226,7 +226,7 @@ def open_for_reading(path: str | Path) -> Database:
     as it is: through the write-ahead log of a writer elsewhere if there is one, else
     as immutable.
     """
-    if os.access(Path(os.path.realpath(path)).parent, os.W_OK):
+    if writable_folder(path):
         return open_db(path)
     db = Database(sqlite3.connect(read_only_uri(path), uri=True))
     if migrations.pending(db):
@@ -236,6 +236,11 @@ def open_for_reading(path: str | Path) -> Database:
             "be brought up to date: open it once where it can be written"
         )
     return db
+
+
+def writable_folder(path: str | Path) -> bool:
+    """Tell whether the folder of the database's real file can be written (not read-only)."""
+    return os.access(Path(os.path.realpath(path)).parent, os.W_OK)
 
 
 def read_only_uri(path: str | Path) -> str:

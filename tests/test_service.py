@@ -262,3 +262,24 @@ def test_the_log_stays_small_with_readers_that_never_pause(spawn_monitor, stand_
     assert len(answered) > 100 and set(answered) == {200}
     # Without checkpoints that outwait the readers, it grows by every sweep's writes.
     assert largest[0] < 6 * 2**20, largest[0]
+
+
+def test_serve_in_public_mode_from_the_config_refuses_sql(spawn_monitor, run_monitor, tmp_path):
+    assert run_monitor("collect", "--country", "us").returncode == 0
+    config = tmp_path / "public.toml"
+    config.write_text("public = true\n")
+    port = free_port()
+    server = spawn_monitor("serve", "--port", str(port), "--config", str(config))
+    url = f"http://127.0.0.1:{port}/rankings"
+
+    def answer(path):
+        try:
+            return httpx.get(url + path, timeout=10)
+        except httpx.TransportError:
+            return None
+
+    assert wait_for(lambda: answer("/rankings.json?_size=1"), 30, "Datasette").status_code == 200
+    assert answer(".json?sql=select+1").status_code == 403
+    assert answer("/raw_responses.json").status_code == 403
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=10) == 0
