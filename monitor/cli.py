@@ -30,6 +30,7 @@ from monitor.config import (
     parse_size,
 )
 from monitor.errors import MonitorError, NotMonitorDatabase, Stopped, UsageError
+from monitor.health import max_sweep_age, read_health
 from monitor.locks import AlreadyRunning
 from monitor.reference import genres as reference_genres
 from monitor.reference import storefronts
@@ -355,21 +356,31 @@ listen_options = options(
 )
 
 
+schedule_options = options(
+    click.option(
+        "--interval",
+        type=Parsed("interval", parse_interval),
+        default="1h",
+        show_default=True,
+        help=f"Time between sweeps: 90s, 15m, 1h... (at least {MIN_INTERVAL:g}s).",
+    ),
+    click.option(
+        "--jitter",
+        type=Duration,
+        default="0s",
+        show_default=True,
+        help="Delay each sweep by a random time up to this.",
+    ),
+)
+
+
+def health_age(pick: Callable[[str], Any]) -> float:
+    """Return how long the health checks allow without a finished sweep."""
+    return max_sweep_age(pick("interval"), pick("jitter"))
+
+
 @cli.command()
-@click.option(
-    "--interval",
-    type=Parsed("interval", parse_interval),
-    default="1h",
-    show_default=True,
-    help=f"Time between sweeps: 90s, 15m, 1h... (at least {MIN_INTERVAL:g}s).",
-)
-@click.option(
-    "--jitter",
-    type=Duration,
-    default="0s",
-    show_default=True,
-    help="Delay each sweep by a random time up to this.",
-)
+@schedule_options
 @click.option("--serve/--no-serve", default=True, show_default=True, help="Also serve Datasette.")
 @listen_options
 @log_option
@@ -385,7 +396,8 @@ def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None
     from monitor import service  # Datasette and the scheduler load only for the service
 
     schedule = service.Schedule(file["interval"], file["jitter"])
-    listen = service.Listen(host, port, file["public"], file["public_sql"])
+    age = max_sweep_age(schedule.interval, schedule.jitter)
+    listen = service.Listen(host, port, file["public"], file["public_sql"], age)
     check_database(given["db"])
     try:
         service.run_service(given["db"], requests, settings, schedule, listen if serve else None)
@@ -397,13 +409,16 @@ def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None
 
 @cli.command()
 @listen_options
+@schedule_options
 @log_option
 @config_option
 @db_option
 def serve(db: str, host: str, port: int, log_level: str, **given: Any) -> None:
     """Serve the database with Datasette alone, with monitor's metadata.
 
-    A database on a read-only mount is served as it is.
+    A database on a read-only mount is served as it is. --interval and --jitter are
+    the collector's: /-/health answers 503 once no sweep finished within twice the
+    interval (plus the jitter).
     """
     _configure_logging(log_level)
     _, pick = merged(given)
@@ -414,7 +429,8 @@ def serve(db: str, host: str, port: int, log_level: str, **given: Any) -> None:
     from monitor import service  # Datasette loads only when serving
 
     try:
-        service.serve_forever(db, service.Listen(host, port, pick("public"), pick("public_sql")))
+        listen = service.Listen(host, port, pick("public"), pick("public_sql"), health_age(pick))
+        service.serve_forever(db, listen)
     except MonitorError as error:
         raise click.ClickException(str(error)) from None
 
@@ -504,6 +520,46 @@ def status(db: str, sweeps: int) -> None:
             f"  {f['store']}/{f['country']}: {f['failures']} failed, last at "
             f"{f['last_at']} ({f['last_kind']}): {printable(f['last_error'])}"
         )
+
+
+@cli.command()
+@schedule_options
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Ask the Datasette at URL instead: healthy when its /-/health answers at all.",
+)
+@config_option
+@db_option
+def health(db: str, server: str | None, **given: Any) -> None:
+    """Exit 0 if a sweep finished within twice --interval (plus --jitter), else 1.
+
+    For health checks of a collector: pass the interval it runs with, or the config
+    file it reads. With --server, check a Datasette instead: 0 when it answers, fresh
+    (200) or stale (503), and 1 when it cannot be reached.
+    """
+    if server:
+        sys.exit(_ask_server(server))
+    _, pick = merged(given)
+    database = open_existing(db)
+    try:
+        state = read_health(database.conn, health_age(pick))
+    finally:
+        database.close()
+    click.echo(state.describe())
+    sys.exit(0 if state.healthy else 1)
+
+
+def _ask_server(url: str) -> int:
+    import httpx
+
+    try:
+        answer = httpx.get(url.rstrip("/") + "/-/health", timeout=10)
+    except httpx.HTTPError as error:
+        click.echo(f"{url} did not answer: {error}", err=True)
+        return 1
+    click.echo(f"{answer.status_code} {printable(answer.text[:1000])}")
+    return 0 if answer.status_code in (200, 503) else 1
 
 
 @cli.command()

@@ -1,5 +1,6 @@
 """Datasette plugin: icons as images, app names linked to their store pages, observation
-ids linked to the ranks they hold (every value escaped), and history views left uncounted."""
+ids linked to the ranks they hold (every value escaped), history views left uncounted,
+bounded read connections, and the ``/-/health`` and ``/-/metrics`` endpoints."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from typing import Any
 from urllib.parse import quote
 
 from datasette import hookimpl
-from datasette.utils.asgi import asgi_static
+from datasette.utils.asgi import Response, asgi_static
 from markupsafe import Markup
 
 from monitor.dashboard import STATIC, STATIC_URL
+from monitor.health import DEFAULT_MAX_AGE, read_health
+from monitor.metrics import CONTENT_TYPE, exposition
 
 
 def store_page(store: str, app_id: str, country: str | None) -> str:
@@ -45,8 +48,30 @@ def prepare_connection(conn: sqlite3.Connection) -> None:
 
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
-    """Serve monitor's static files (the map's country shapes) from this Datasette."""
-    return [(f"^{STATIC_URL}(?P<path>.*)$", asgi_static(STATIC))]
+    """Serve monitor's static files (the map's country shapes), its health and metrics."""
+    return [
+        (f"^{STATIC_URL}(?P<path>.*)$", asgi_static(STATIC)),
+        (r"^/-/health$", health_page),
+        (r"^/-/metrics$", metrics_page),
+    ]
+
+
+_UNCACHED = {"cache-control": "no-store"}
+
+
+async def health_page(datasette: Any) -> Response:
+    """200 while a sweep finished recently, 503 otherwise; a small JSON body either way."""
+    config = datasette.plugin_config("monitor") or {}
+    max_age = config.get("max_sweep_age", DEFAULT_MAX_AGE)
+    health = await datasette.get_database().execute_fn(lambda conn: read_health(conn, max_age))
+    return Response.json(health.to_json(), status=200 if health.healthy else 503, headers=_UNCACHED)
+
+
+async def metrics_page(datasette: Any) -> Response:
+    """The collector's work and the database's size, in Prometheus's text format."""
+    database = datasette.get_database()
+    body = await database.execute_fn(lambda conn: exposition(conn, database.path))
+    return Response(body.decode(), content_type=CONTENT_TYPE, headers=_UNCACHED)
 
 
 @hookimpl

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor import dashboard, queries
+from monitor.health import DEFAULT_MAX_AGE
 
 TITLE = "monitor: app-store top charts by country"
 DESCRIPTION = (
@@ -159,12 +160,18 @@ TABLES: dict[str, dict[str, Any]] = {
 }
 
 
-def metadata(db_path: str | Path, public: bool = False, public_sql: bool = False) -> dict[str, Any]:
+def metadata(
+    db_path: str | Path,
+    public: bool = False,
+    public_sql: bool = False,
+    max_sweep_age: float = DEFAULT_MAX_AGE,
+) -> dict[str, Any]:
     """Return Datasette metadata for the database at db_path (named after its file).
 
     Public: arbitrary SQL is off (unless public_sql) and raw response bodies are not
     served; the pages and the canned queries stay. The dashboard draws its charts with
-    arbitrary SQL, so it needs public_sql.
+    arbitrary SQL, so it needs public_sql. ``/-/health`` answers 503 once no sweep has
+    finished for ``max_sweep_age`` seconds.
     """
     tables = TABLES
     if public:
@@ -186,5 +193,8 @@ def metadata(db_path: str | Path, public: bool = False, public_sql: bool = False
                 },
             }
         },
-        "plugins": {"datasette-dashboards": dashboard.dashboards(Path(db_path).stem)},
+        "plugins": {
+            "datasette-dashboards": dashboard.dashboards(Path(db_path).stem),
+            "monitor": {"max_sweep_age": max_sweep_age},
+        },
     }

@@ -14,6 +14,7 @@ import uvicorn
 from datasette.app import Datasette
 
 from monitor.errors import MonitorError
+from monitor.health import DEFAULT_MAX_AGE
 from monitor.metadata import metadata
 from monitor.schema import read_only_uri, writable_folder
 
@@ -22,12 +23,13 @@ START_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class Listen:
-    """Where Datasette listens, and whether for the public."""
+    """Where Datasette listens, whether for the public, and what its health allows."""
 
     host: str
     port: int
     public: bool = False  # readers unknown: no arbitrary SQL, raw bodies or downloads
     public_sql: bool = False  # arbitrary SQL all the same
+    max_sweep_age: float = DEFAULT_MAX_AGE  # /-/health answers 503 past this
 
 
 def datasette(db_path: str | Path, listen: Listen | None = None) -> Datasette:
@@ -47,7 +49,7 @@ def datasette(db_path: str | Path, listen: Listen | None = None) -> Datasette:
         settings |= {"allow_download": False, "allow_csv_stream": False}
     return Datasette(
         **files,
-        metadata=metadata(db_path, listen.public, listen.public_sql),
+        metadata=metadata(db_path, listen.public, listen.public_sql, listen.max_sweep_age),
         settings=settings,
     )
 

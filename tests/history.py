@@ -29,7 +29,8 @@ def observe(db, sweep: int, req: ChartRequest, at: str, apps: list[tuple[str, st
 
 def fail(db, sweep: int, req: ChartRequest, at: str) -> None:
     """Store a failed fetch of req at time at."""
-    storage.record(db, sweep, FetchResult(req, at, at, error="HTTP 503", http_status=503))
+    failure = FetchResult(req, at, at, error="HTTP 503", http_status=503, error_kind="http_status")
+    storage.record(db, sweep, failure)
 
 
 def filler(count: int, prefix: str = "9") -> list[tuple[str, str]]:
