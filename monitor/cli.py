@@ -34,7 +34,7 @@ from monitor.health import max_sweep_age, read_health
 from monitor.locks import AlreadyRunning
 from monitor.reference import genres as reference_genres
 from monitor.reference import storefronts
-from monitor.status import read_status
+from monitor.status import Status, read_status
 from monitor.stopping import stop_on_signals
 from monitor.terminal import PrintableFormatter, printable
 
@@ -487,22 +487,35 @@ def claim(app: str, at: str | None, max_age: float, as_json: bool, db: str) -> N
     show_default=True,
     help="How many recent sweeps to show.",
 )
-def status(db: str, sweeps: int) -> None:
-    """Show the last sweeps, failures by storefront and the database size."""
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def status(db: str, sweeps: int, as_json: bool) -> None:
+    """Show the last sweeps, their failures by store and cause, and the database size.
+
+    When every chart of a store failed the same way in the last sweep, it says what
+    to check: the network, the base URL, a proxy.
+    """
     database = open_existing(db)
     try:
         state = read_status(database, db, sweeps)
     finally:
         database.close()
+    if as_json:
+        click.echo(json.dumps(state.to_json(), ensure_ascii=False, indent=2))
+        return
     click.echo(
         f"{state.path}: {state.size_bytes / 1e6:,.1f} MB, {state.snapshots:,} chart observations"
     )
+    _echo_sweeps(state.sweeps)
+    _echo_failures(state)
+
+
+def _echo_sweeps(sweeps: list[dict[str, Any]]) -> None:
     click.echo("\nLast sweeps:")
     click.echo(
         f"  {'id':>5}  {'started':20}  {'finished':20}  {'ended':11}  {'ok':>5}  {'failed':>6}"
         "  entries"
     )
-    for s in state.sweeps:
+    for s in sweeps:
         click.echo(
             f"  {s['id']:>5}  {s['started_at']:20}  {s['finished_at'] or '-':20}"
             f"  {s['status'] or '-':11}  {s['charts_ok'] or 0:>5}  {s['charts_failed'] or 0:>6}"
@@ -510,16 +523,18 @@ def status(db: str, sweeps: int) -> None:
         )
         if s["reason"]:
             click.echo(f"         {printable(s['reason'])}")
-    click.echo(
-        "\nFailures in these sweeps, by storefront:"
-        if state.failures
-        else "\nNo failures in these sweeps."
-    )
-    for f in state.failures:
-        click.echo(
-            f"  {f['store']}/{f['country']}: {f['failures']} failed, last at "
-            f"{f['last_at']} ({f['last_kind']}): {printable(f['last_error'])}"
-        )
+
+
+def _echo_failures(state: Status) -> None:
+    if not state.failures:
+        click.echo("\nNo failures in these sweeps.")
+        return
+    click.echo("\nFailures in these sweeps, by store and cause:")
+    for group in state.failures:
+        click.echo(f"  {group.store} {group.kind}: {group.failures} failed in {state.where(group)}")
+        click.echo(f"    last at {group.last_at}: {printable(group.last_error)}")
+    for text in state.hints.values():
+        click.echo(f"\nHint: {text}.")
 
 
 @cli.command()

@@ -15,6 +15,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import collector, publish, schema
 from monitor.charts import ChartRequest, FetchResult
 from monitor.config import Settings
+from monitor.diagnosis import Tally
 from monitor.errors import Stopped
 from monitor.locks import service_lock
 from monitor.publish import Listen
@@ -88,7 +89,7 @@ def _start_scheduler(
     scheduler.add_job(
         _scheduled_sweep,
         IntervalTrigger(seconds=schedule.interval, jitter=schedule.jitter or None),
-        args=[db_path, requests, settings, stop],
+        args=[db_path, requests, settings, stop, FailureLog()],
         next_run_time=datetime.now(UTC),
         id="sweep",
         name="sweep",
@@ -97,20 +98,49 @@ def _start_scheduler(
     return scheduler
 
 
+class FailureLog:
+    """Log sweeps' failures without repeating them: a few of each cause one by one, the
+    rest as a count, and what to check once per outage, not once per sweep."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.hinted: dict[str, str] = {}
+
+    def begin(self) -> None:
+        self.tally = Tally()
+
+    def result(self, result: FetchResult) -> None:
+        if self.tally.add(result):
+            log.warning("failed: %s: %s", result.req.label(), result.error)
+
+    def end(self) -> None:
+        for line in self.tally.unlogged():
+            log.warning("%s", line)
+        hints = self.tally.hints()
+        for store, text in hints.items():
+            if self.hinted.get(store) != text:
+                log.warning("%s", text)
+        for store in self.hinted.keys() - hints.keys():
+            if self.tally.ok[store]:
+                log.info("%s charts are stored again", store)
+        self.hinted = hints
+
+
 def _scheduled_sweep(
-    db_path: str | Path, requests: list[ChartRequest], settings: Settings, stop: Stop
+    db_path: str | Path,
+    requests: list[ChartRequest],
+    settings: Settings,
+    stop: Stop,
+    failures: FailureLog,
 ) -> None:
+    failures.begin()
     try:
-        report = collector.sweep_once(db_path, requests, settings, _log_failure, log.info, stop)
+        report = collector.sweep_once(db_path, requests, settings, failures.result, log.info, stop)
     except Stopped:
         return
     except collector.SweepNotRecorded as error:
         # The next sweep tries again: a full disk may have room by then.
         log.error("%s", error)
         return
+    failures.end()
     (log.info if report.status == "finished" else log.warning)(report.summary())
-
-
-def _log_failure(result: FetchResult) -> None:
-    if result.error is not None:
-        log.warning("failed: %s: %s", result.req.label(), result.error)

@@ -1,15 +1,35 @@
-"""What ``monitor status`` reports: recent sweeps, failures by storefront, file size."""
+"""What ``monitor status`` reports: recent sweeps, failures by store and cause, what to
+check when a whole store fails, and the sizes on disk."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
+from monitor.diagnosis import hint, storefront_list
 from monitor.errors import SWEEP_KINDS
+
+# The charts a sweep ended without (stopped, or failed for want of disk) are told by the
+# sweep's own line, not counted as failures of their storefronts.
+_FAILED = (
+    "t.status = 'error' AND coalesce(t.error_kind, '') NOT IN (SELECT value FROM json_each(?))"
+)
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """The failures of one store with one kind of error, and where they happened."""
+
+    store: str
+    kind: str
+    failures: int
+    storefronts: list[str]
+    last_at: str
+    last_error: str
 
 
 @dataclass(frozen=True)
@@ -20,7 +40,16 @@ class Status:
     size_bytes: int
     snapshots: int
     sweeps: list[dict[str, Any]]
-    failures: list[dict[str, Any]]
+    failures: list[FailureGroup]
+    attempted: dict[str, list[str]]  # per store, the storefronts these sweeps attempted
+    hints: dict[str, str]  # per store every chart of which failed alike in the last sweep
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def where(self, group: FailureGroup) -> str:
+        """Name the group's storefronts compactly, against those its store attempted."""
+        return storefront_list(group.storefronts, self.attempted[group.store])
 
 
 def database_size(path: str | Path) -> int:
@@ -31,11 +60,7 @@ def database_size(path: str | Path) -> int:
 
 
 def read_status(db: Database, path: str | Path, sweeps: int = 10) -> Status:
-    """Summarise the last sweeps and, per storefront, their failed fetches.
-
-    The charts a sweep ended without (stopped, or failed for want of disk) are told by
-    the sweep's own line, not listed storefront by storefront.
-    """
+    """Summarise the last sweeps, their failures by store and cause, and the hints."""
     recent = list(
         db.query(
             "SELECT id, started_at, finished_at, status, reason, charts_ok, charts_failed, "
@@ -44,17 +69,55 @@ def read_status(db: Database, path: str | Path, sweeps: int = 10) -> Status:
         )
     )
     oldest = recent[-1]["id"] if recent else 0
-    failures = list(
-        db.query(
-            # With one MAX() in the select, SQLite takes the bare columns from that row.
-            """SELECT c.store, c.country, COUNT(*) AS failures, MAX(t.id) AS last_id,
-                      t.started_at AS last_at, t.error AS last_error, t.error_kind AS last_kind
-               FROM attempts t JOIN charts c ON c.id = t.chart_id
-               WHERE t.sweep_id >= ? AND t.status = 'error'
-                 AND coalesce(t.error_kind, '') NOT IN (SELECT value FROM json_each(?))
-               GROUP BY c.store, c.country ORDER BY failures DESC, c.country""",
-            [oldest, json.dumps(SWEEP_KINDS)],
-        )
-    )
+    attempted = _attempted(db, oldest)
+    failures = _failure_groups(db, oldest)
+    ended = next((s["id"] for s in recent if s["status"] != "running"), None)
     snapshots = db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]
-    return Status(str(path), database_size(path), snapshots, recent, failures)
+    return Status(
+        str(path),
+        database_size(path),
+        snapshots,
+        recent,
+        failures,
+        attempted,
+        _hints(db, ended) if ended else {},
+    )
+
+
+def _attempted(db: Database, oldest: int) -> dict[str, list[str]]:
+    attempted: dict[str, list[str]] = {}
+    for store, country in db.execute(
+        """SELECT DISTINCT c.store, c.country FROM attempts t JOIN charts c ON c.id = t.chart_id
+           WHERE t.sweep_id >= ? ORDER BY 1, 2""",
+        [oldest],
+    ):
+        attempted.setdefault(store, []).append(country)
+    return attempted
+
+
+def _failure_groups(db: Database, oldest: int) -> list[FailureGroup]:
+    rows = db.execute(
+        # With one MAX() in the select, SQLite takes the bare columns from that row.
+        f"""SELECT c.store, coalesce(t.error_kind, 'error'), COUNT(*),
+                   json_group_array(DISTINCT c.country), MAX(t.id), t.started_at, t.error
+            FROM attempts t JOIN charts c ON c.id = t.chart_id
+            WHERE t.sweep_id >= ? AND {_FAILED}
+            GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2""",
+        [oldest, json.dumps(SWEEP_KINDS)],
+    ).fetchall()
+    return [
+        FailureGroup(store, kind, count, sorted(json.loads(countries)), at, error)
+        for store, kind, count, countries, _, at, error in rows
+    ]
+
+
+def _hints(db: Database, sweep_id: int) -> dict[str, str]:
+    rows = db.execute(
+        f"""SELECT c.store, COUNT(DISTINCT coalesce(t.error_kind, 'error')),
+                   MAX(coalesce(t.error_kind, 'error'))
+            FROM attempts t JOIN charts c ON c.id = t.chart_id
+            WHERE t.sweep_id = ? GROUP BY c.store
+            HAVING SUM(t.status = 'ok') = 0 AND SUM({_FAILED}) = COUNT(*)""",
+        [sweep_id, json.dumps(SWEEP_KINDS)],
+    ).fetchall()
+    return {store: hint(store, kind) for store, kinds, kind in rows if kinds == 1}

@@ -155,5 +155,5 @@ def test_status_shows_sweeps_failures_and_size(run_monitor, stand_in):
     result = run_monitor("status")
     assert result.returncode == 0, result.stderr
     assert "MB, 1 chart observations" in result.stdout
-    assert "apple/jp: 1 failed" in result.stdout
+    assert "apple http_status: 1 failed in 1 storefront: jp" in result.stdout
     assert "HTTP 500" in result.stdout
