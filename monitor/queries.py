@@ -150,7 +150,8 @@ ORDER BY day DESC, success_percent, c.store, c.country"""
 # An app's stretches at No. 1 up to :at, per chart and country: unbroken series of
 # observations with the app at No. 1. A stretch ends where an observation of the chart did
 # not have it at No. 1, or where the chart went unobserved for more than :max_age seconds,
-# since nothing is known of it then. A rename does not end a stretch.
+# since nothing is known of it then. A rename does not end a stretch. CROSS JOIN keeps the
+# app's runs first, as below.
 NUMBER_ONE_STRETCHES = f"""WITH p AS (SELECT {_AT} AS at),
 points AS (
   SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
@@ -158,7 +159,7 @@ points AS (
     (SELECT MAX(b.id) FROM snapshots b WHERE b.chart_id = s.chart_id AND b.id < s.id)
       AS previous_snapshot
   FROM apps a
-  JOIN runs r ON r.app = a.id AND r.rank = 1
+  CROSS JOIN runs r ON r.app = a.id AND r.rank = 1
   JOIN charts c ON c.id = r.chart_id
   JOIN snapshots s ON s.chart_id = r.chart_id
     AND s.id BETWEEN r.first_snapshot AND r.last_snapshot, p
@@ -182,11 +183,12 @@ GROUP BY chart_id, stretch
 ORDER BY store, chart, device, genre, country, first_at"""
 
 # How many countries had the app at No. 1 in each sweep, per chart, up to :at.
+# CROSS JOIN keeps the app's runs first: the runs at rank 1 of every app are many.
 NUMBER_ONE_PEAKS = f"""WITH p AS (SELECT {_AT} AS at)
 SELECT c.store, c.chart, c.device, c.genre, s.sweep_id, MIN(s.fetched_at) AS at,
   COUNT(*) AS countries
 FROM apps a
-JOIN runs r ON r.app = a.id AND r.rank = 1
+CROSS JOIN runs r ON r.app = a.id AND r.rank = 1
 JOIN charts c ON c.id = r.chart_id
 JOIN snapshots s ON s.chart_id = r.chart_id AND s.id BETWEEN r.first_snapshot AND r.last_snapshot, p
 WHERE a.app_id = :app AND s.fetched_at <= p.at
