@@ -23,8 +23,10 @@ from monitor.config import (
     ChartSpec,
     Endpoints,
     FetchPolicy,
+    RawCaps,
     Settings,
     load_config,
+    parse_cap,
     parse_duration,
     parse_interval,
     parse_size,
@@ -34,7 +36,7 @@ from monitor.health import max_sweep_age, read_health
 from monitor.locks import AlreadyRunning
 from monitor.reference import genres as reference_genres
 from monitor.reference import storefronts
-from monitor.status import Status, read_status
+from monitor.status import RawKept, Status, read_status
 from monitor.stopping import stop_on_signals
 from monitor.terminal import PrintableFormatter, printable
 
@@ -154,6 +156,20 @@ fetch_options = options(
         show_default=True,
         help="The most a response may hold once decompressed: 512KB, 4MB...",
     ),
+    click.option(
+        "--raw-per-day",
+        type=Parsed("size", parse_cap),
+        default="4MB",
+        show_default=True,
+        help="Failed response bodies kept, compressed, per store and day (0: none).",
+    ),
+    click.option(
+        "--raw-total",
+        type=Parsed("size", parse_cap),
+        default="64MB",
+        show_default=True,
+        help="Failed response bodies kept in all; the oldest make room (0: none).",
+    ),
     config_option,
     db_option,
 )
@@ -188,6 +204,7 @@ def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
             play_interval=pick("play_interval"),
             max_body=pick("max_body"),
         ),
+        RawCaps(pick("raw_per_day"), pick("raw_total")),
     )
     picked = ("interval", "jitter", "public", "public_sql")
     return settings, {**file, **{k: pick(k) for k in picked if k in given}}
@@ -488,15 +505,22 @@ def claim(app: str, at: str | None, max_age: float, as_json: bool, db: str) -> N
     help="How many recent sweeps to show.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def status(db: str, sweeps: int, as_json: bool) -> None:
+@config_option
+def status(db: str, sweeps: int, as_json: bool, **given: Any) -> None:
     """Show the last sweeps, their failures by store and cause, and the database size.
 
     When every chart of a store failed the same way in the last sweep, it says what
-    to check: the network, the base URL, a proxy.
+    to check: the network, the base URL, a proxy. The caps on kept failed bodies are
+    the config file's (--config), or the defaults.
     """
+    file, _ = merged(given)
+    defaults = RawCaps()
+    caps = RawCaps(
+        file.get("raw_per_day", defaults.per_store_day), file.get("raw_total", defaults.total)
+    )
     database = open_existing(db)
     try:
-        state = read_status(database, db, sweeps)
+        state = read_status(database, db, sweeps, caps)
     finally:
         database.close()
     if as_json:
@@ -507,6 +531,7 @@ def status(db: str, sweeps: int, as_json: bool) -> None:
     )
     _echo_sweeps(state.sweeps)
     _echo_failures(state)
+    _echo_raw(state.raw)
 
 
 def _echo_sweeps(sweeps: list[dict[str, Any]]) -> None:
@@ -523,6 +548,17 @@ def _echo_sweeps(sweeps: list[dict[str, Any]]) -> None:
         )
         if s["reason"]:
             click.echo(f"         {printable(s['reason'])}")
+
+
+def _echo_raw(raw: RawKept) -> None:
+    def mb(size: int) -> str:  # as the config counts them: 1 MB = 2**20 bytes
+        return f"{size / 2**20:,.1f} MB"
+
+    today = ", ".join(f"{store} {mb(size)}" for store, size in raw.today.items())
+    click.echo(
+        f"\nFailed bodies kept: {raw.count:,}, {mb(raw.bytes)} of {mb(raw.caps.total)}; "
+        f"today {today or 'none'} (at most {mb(raw.caps.per_store_day)} a store)"
+    )
 
 
 def _echo_failures(state: Status) -> None:

@@ -25,7 +25,7 @@ from sqlite_utils import Database
 
 from monitor import schema, storage
 from monitor.charts import ChartRequest, FetchResult
-from monitor.config import Settings
+from monitor.config import RawCaps, Settings
 from monitor.errors import FetchError, MonitorError, Unexpected
 from monitor.http import Answer, Pacer, RetryBudget, build_client, send
 from monitor.locks import sweep_lock
@@ -146,7 +146,7 @@ async def _fetch_all(
                     result = await task
                 except asyncio.CancelledError:
                     continue
-                _store(db, report, result)
+                _store(db, report, result, settings.raw)
                 trim_log(db)
                 on_result(result)
         finally:
@@ -223,8 +223,8 @@ def _unforeseen(req: ChartRequest, error: Exception) -> FetchError:
     return Unexpected(f"unexpected {type(error).__name__}: {error}"[:1000])
 
 
-def _store(db: Database, report: SweepReport, result: FetchResult) -> None:
-    storage.record(db, report.sweep_id, result)
+def _store(db: Database, report: SweepReport, result: FetchResult, caps: RawCaps) -> None:
+    storage.record(db, report.sweep_id, result, caps)
     del report.pending[result.req]
     if result.listing is None:
         report.failures.append(result)

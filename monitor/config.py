@@ -48,11 +48,24 @@ class FetchPolicy:
 
 
 @dataclass(frozen=True)
+class RawCaps:
+    """How many bytes of failed response bodies to keep, compressed, for study.
+
+    A long outage of a store fails every chart every sweep: past these caps, a store's
+    bodies of the day are no longer kept, and the oldest bodies make room for new ones.
+    """
+
+    per_store_day: int = 4 * 2**20
+    total: int = 64 * 2**20
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a sweep needs besides the charts themselves."""
 
     endpoints: Endpoints = field(default_factory=Endpoints)
     policy: FetchPolicy = field(default_factory=FetchPolicy)
+    raw: RawCaps = field(default_factory=RawCaps)
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,11 @@ def parse_interval(text: str) -> float:
     return seconds
 
 
+def parse_cap(text: str) -> int:
+    """Read a cap on kept bytes: a size as parse_size reads it, or 0 to keep nothing."""
+    return 0 if text.strip() == "0" else parse_size(text)
+
+
 def parse_size(text: str) -> int:
     """Read a size such as ``4MB``, ``512KB`` or ``1048576`` as bytes (1 MB = 2**20 bytes)."""
     match = _SIZE.fullmatch(text.strip().lower())
@@ -105,6 +123,8 @@ _TOP_KEYS = {
     "retries": "an integer from 0 to 10",
     "play_interval": "seconds between Google Play requests, from 0 to 60",
     "max_body": "a size such as 4MB, the most a response may hold once decompressed",
+    "raw_per_day": "a size such as 4MB, or 0: failed bodies kept per store and day",
+    "raw_total": "a size such as 64MB, or 0: failed bodies kept in all",
     "charts": "a list of [[charts]] tables",
     "public": "true or false: serve readers you do not know (see --public)",
     "public_sql": "true or false: in public mode, allow arbitrary SQL all the same",
@@ -131,7 +151,13 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config {path} is not valid TOML: {error}") from None
     _check_keys(data, _TOP_KEYS, f"config {path}")
     settings: dict[str, Any] = {}
-    readers = {"interval": parse_interval, "jitter": parse_duration, "max_body": parse_size}
+    readers = {
+        "interval": parse_interval,
+        "jitter": parse_duration,
+        "max_body": parse_size,
+        "raw_per_day": parse_cap,
+        "raw_total": parse_cap,
+    }
     for key, read in readers.items():
         if key in data:
             text = _typed(data, key, str, path)

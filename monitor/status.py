@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
+from monitor.config import RawCaps
 from monitor.diagnosis import hint, storefront_list
 from monitor.errors import SWEEP_KINDS
+from monitor.sources.payload import utc_iso
+from monitor.storage import DEFAULT_CAPS, kept_today
 
 # The charts a sweep ended without (stopped, or failed for want of disk) are told by the
 # sweep's own line, not counted as failures of their storefronts.
@@ -33,6 +37,16 @@ class FailureGroup:
 
 
 @dataclass(frozen=True)
+class RawKept:
+    """The failed bodies kept, compressed, against their caps."""
+
+    count: int
+    bytes: int
+    today: dict[str, int]  # per store, the bytes kept on the current UTC day
+    caps: RawCaps
+
+
+@dataclass(frozen=True)
 class Status:
     """A summary of the database's recent history."""
 
@@ -43,6 +57,7 @@ class Status:
     failures: list[FailureGroup]
     attempted: dict[str, list[str]]  # per store, the storefronts these sweeps attempted
     hints: dict[str, str]  # per store every chart of which failed alike in the last sweep
+    raw: RawKept
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +74,9 @@ def database_size(path: str | Path) -> int:
     return sum(f.stat().st_size for f in files if f.exists())
 
 
-def read_status(db: Database, path: str | Path, sweeps: int = 10) -> Status:
+def read_status(
+    db: Database, path: str | Path, sweeps: int = 10, caps: RawCaps = DEFAULT_CAPS
+) -> Status:
     """Summarise the last sweeps, their failures by store and cause, and the hints."""
     recent = list(
         db.query(
@@ -81,7 +98,17 @@ def read_status(db: Database, path: str | Path, sweeps: int = 10) -> Status:
         failures,
         attempted,
         _hints(db, ended) if ended else {},
+        _raw_kept(db, caps),
     )
+
+
+def _raw_kept(db: Database, caps: RawCaps) -> RawKept:
+    count, kept = db.execute(
+        "SELECT COUNT(*), coalesce(SUM(length(body)), 0) FROM raw_responses"
+    ).fetchone()
+    today = utc_iso(datetime.now(UTC))
+    stores = [row[0] for row in db.execute("SELECT DISTINCT store FROM charts ORDER BY store")]
+    return RawKept(count, kept, {s: kept_today(db, s, today) for s in stores}, caps)
 
 
 def _attempted(db: Database, oldest: int) -> dict[str, list[str]]:

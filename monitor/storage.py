@@ -13,9 +13,11 @@ from typing import Any
 from sqlite_utils import Database
 
 from monitor.charts import ChartRequest, Entry, FetchResult
+from monitor.config import RawCaps
 from monitor.schema import BUSY_TIMEOUT_MS, INTERRUPTED, LOG_LIMIT, OPEN
 
 RAW_LIMIT = 4 * 1024 * 1024
+DEFAULT_CAPS = RawCaps()
 
 
 def begin_sweep(db: Database, started_at: str) -> int:
@@ -125,10 +127,13 @@ def log_size(db: Database) -> int:
         return 0
 
 
-def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
+def record(
+    db: Database, sweep_id: int, result: FetchResult, caps: RawCaps = DEFAULT_CAPS
+) -> int | None:
     """Store one fetch in one transaction: a whole chart and its snapshot, or an error row.
 
-    Return the snapshot id, or None for a failure.
+    A failed response's body is kept within ``caps``. Return the snapshot id, or None
+    for a failure.
     """
     raw = _pack(result.raw) if result.raw is not None else None  # compressed before locking
     with db.atomic():
@@ -161,7 +166,7 @@ def record(db: Database, sweep_id: int, result: FetchResult) -> int | None:
             snapshot_id=snapshot_id,
         )
         if raw is not None:
-            _keep_raw(db, chart_id, attempt_id, result.started_at, raw)
+            _keep_raw(db, result.req.store, chart_id, attempt_id, result.started_at, raw, caps)
     return snapshot_id
 
 
@@ -179,21 +184,56 @@ def _pack(body: bytes) -> dict[str, Any]:
 
 
 def _keep_raw(
-    db: Database, chart_id: int, attempt_id: int, started_at: str, raw: dict[str, Any]
+    db: Database,
+    store: str,
+    chart_id: int,
+    attempt_id: int,
+    started_at: str,
+    raw: dict[str, Any],
+    caps: RawCaps,
 ) -> None:
-    """Keep a failed response, at most one a day for each chart.
+    """Keep a failed response: at most one a day for each chart, within the caps.
 
     A format change breaks every storefront every sweep; one sample a day is enough to
-    study it, and keeping them all would grow the file by gigabytes.
+    study it. A store's bodies of a day stop at caps.per_store_day, and the oldest
+    bodies of all make room once caps.total is reached.
     """
+    size = len(raw["body"])
     recent = db.execute(
         """SELECT 1 FROM attempts t JOIN raw_responses r ON r.attempt_id = t.id
            WHERE t.chart_id = ? AND t.started_at >= strftime('%Y-%m-%dT%H:%M:%SZ', ?, '-1 day')
            LIMIT 1""",
         [chart_id, started_at],
     ).fetchone()
-    if recent is None:
-        _insert(db, "raw_responses", {"attempt_id": attempt_id, **raw})
+    if recent or size > caps.total or kept_today(db, store, started_at) + size > caps.per_store_day:
+        return
+    _make_room(db, caps.total - size)
+    _insert(db, "raw_responses", {"attempt_id": attempt_id, **raw})
+
+
+def kept_today(db: Database, store: str, at: str) -> int:
+    """Return the compressed bytes of the store's bodies kept on the UTC day of ``at``."""
+    return int(
+        db.execute(
+            """SELECT coalesce(SUM(length(r.body)), 0) FROM raw_responses r
+               JOIN attempts t ON t.id = r.attempt_id JOIN charts c ON c.id = t.chart_id
+               WHERE c.store = ? AND t.started_at >= substr(?, 1, 10)""",
+            [store, at],
+        ).fetchone()[0]
+    )
+
+
+def _make_room(db: Database, most: int) -> None:
+    """Delete the oldest kept bodies until those left hold at most ``most`` bytes."""
+    db.execute(
+        """DELETE FROM raw_responses WHERE attempt_id IN (
+             SELECT attempt_id FROM (
+               SELECT attempt_id,
+                      SUM(length(body)) OVER (ORDER BY attempt_id DESC) AS newer_and_this
+               FROM raw_responses)
+             WHERE newer_and_this > ?)""",
+        [most],
+    )
 
 
 def _advance_runs(
