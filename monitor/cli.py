@@ -8,6 +8,7 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -592,11 +593,14 @@ def health(db: str, server: str | None, **given: Any) -> None:
     if server:
         sys.exit(_ask_server(server))
     _, pick = merged(given)
-    database = open_existing(db)
+    if not Path(db).is_file():
+        raise Refused(f"no database at {db}; 'monitor collect' or 'monitor run' creates it")
     try:
-        state = read_health(database.conn, health_age(pick))
-    finally:
-        database.close()
+        # Read-only: a check run as another user (root, in a container) creates no file.
+        with closing(sqlite3.connect(schema.read_only_uri(db), uri=True)) as conn:
+            state = read_health(conn, health_age(pick))
+    except (NotMonitorDatabase, sqlite3.Error) as error:
+        raise Refused(f"cannot read {db}: {error}") from None
     click.echo(state.describe())
     sys.exit(0 if state.healthy else 1)
 
