@@ -14,9 +14,11 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response, asgi_static
 from markupsafe import Markup
 
+from monitor import readers
 from monitor.dashboard import STATIC, STATIC_URL
 from monitor.health import DEFAULT_MAX_AGE, read_health
 from monitor.metrics import CONTENT_TYPE, exposition
+from monitor.sql_gate import SqlGate
 
 
 def store_page(store: str, app_id: str, country: str | None) -> str:
@@ -27,23 +29,10 @@ def store_page(store: str, app_id: str, country: str | None) -> str:
     return f"https://apps.apple.com/{quote(country or 'us')}/app/id{quote(app_id)}"
 
 
-# What one reader's query may make SQLite build or parse. No value monitor stores is
-# near them (a kept response body is at most 4 MiB), while randomblob(999999999) or a
-# query text of megabytes fails at once with "string or blob too big".
-READ_LIMITS = {
-    sqlite3.SQLITE_LIMIT_LENGTH: 8 * 2**20,
-    sqlite3.SQLITE_LIMIT_SQL_LENGTH: 100_000,
-}
-# Pages cached per connection, in KiB: Datasette keeps a few connections per database.
-READ_CACHE_KIB = 16_000
-
-
 @hookimpl
-def prepare_connection(conn: sqlite3.Connection) -> None:
-    """Bound what any query on a connection Datasette opens can hold in memory."""
-    for limit, value in READ_LIMITS.items():
-        conn.setlimit(limit, value)
-    conn.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB}")
+def prepare_connection(conn: sqlite3.Connection, datasette: Any) -> None:
+    """Bound what any query on a connection Datasette opens can cost (monitor.readers)."""
+    readers.bound(conn, public=bool((datasette.plugin_config("monitor") or {}).get("public")))
 
 
 @hookimpl
@@ -99,7 +88,8 @@ _UNCOUNTED = re.compile(r"^/[^/]+/(rankings|fetches)(\.json|\.csv)?$")
 
 @hookimpl
 def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
-    """Skip the row count on the pages of the history views, unless asked for."""
+    """Skip the row count on the pages of the history views, unless asked for, and run
+    arbitrary SQL one query at a time (monitor.sql_gate)."""
 
     def wrap(app: Any) -> Any:
         async def skip_count(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -110,8 +100,9 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
                 and (b"_nocount" not in query)
             ):
                 scope = {**scope, "query_string": query + (b"&" if query else b"") + b"_nocount=1"}
-            await app(scope, receive, send)
+            await gated(scope, receive, send)
 
+        gated = SqlGate(app)
         return skip_count
 
     return wrap

@@ -195,6 +195,6 @@ def metadata(
         },
         "plugins": {
             "datasette-dashboards": dashboard.dashboards(Path(db_path).stem),
-            "monitor": {"max_sweep_age": max_sweep_age},
+            "monitor": {"max_sweep_age": max_sweep_age, "public": public},
         },
     }

@@ -1,0 +1,148 @@
+"""What one reader's query may cost Datasette: values, rows, answers, functions, raw bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import zlib
+from contextlib import closing
+
+import pytest
+
+import scenario
+from history import chart
+from monitor import publish, readers, schema, sql_gate, storage
+from monitor.charts import FetchResult
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory):
+    db_path = scenario.build(tmp_path_factory.mktemp("readers") / "rankings.db")
+    db = schema.open_db(db_path)
+    failure = FetchResult(chart("kr"), "t", "t", error="drifted", error_kind="drift", raw=b"BODY")
+    storage.record(db, 1, failure)
+    db.close()
+    return db_path
+
+
+def served(path, public):
+    listen = publish.Listen("127.0.0.1", 0, public=public, public_sql=True)
+    return publish.datasette(path, listen)
+
+
+def ask(ds, sql):
+    started = time.monotonic()
+    response = asyncio.run(ds.client.get("/rankings.json", params={"sql": sql, "_shape": "array"}))
+    return response, time.monotonic() - started
+
+
+SAMPLES = [
+    "instr('hello world', 'o')",
+    "instr('hello', 'z')",
+    "instr('héllo', 'l')",
+    "instr(x'0102030405', x'0304')",
+    "instr(12345, 34)",
+    "instr(NULL, 'a')",
+    "replace('a.b.c', '.', '--')",
+    "replace('abc', '', 'x')",
+    "replace('abc', 'b', NULL)",
+    "replace(1.5, '.', ',')",
+    "trim('xxhixx', 'x')",
+    "ltrim('xyhixy', 'yx')",
+    "rtrim('xyhixy', 'yx')",
+    "trim('héé', 'é')",
+    "trim(NULL, 'x')",
+]
+
+
+@pytest.mark.parametrize("expression", SAMPLES)
+def test_the_linear_functions_answer_as_sqlites_own(expression):
+    with (
+        closing(sqlite3.connect(":memory:")) as plain,
+        closing(sqlite3.connect(":memory:")) as ours,
+    ):
+        readers.bound(ours, public=True)
+        sql = f"SELECT {expression}"
+        assert tuple(ours.execute(sql).fetchone()) == plain.execute(sql).fetchone()
+
+
+def test_a_search_in_a_long_value_takes_linear_time(path):
+    # SQLite's own instr compares at every offset: about 5 s on these values.
+    sql = "select instr(printf('%.*c', 1000000, 'a'), printf('%.*c', 500000, 'a') || 'b')"
+    response, seconds = ask(served(path, public=True), sql)
+    assert response.status_code == 200, response.text
+    assert list(response.json()[0].values()) == [0]
+    assert seconds < 2
+
+
+@pytest.mark.parametrize(
+    ("sql", "error"),
+    [
+        ("select zeroblob(2000000)", "string or blob too big"),
+        ("select " + ", ".join(["1"] * 101), "too many columns in result set"),
+        ("select 'a' like '" + "%a" * 60 + "'", "LIKE or GLOB pattern too complex"),
+    ],
+)
+def test_public_readers_cannot_make_long_values_wide_rows_or_long_patterns(path, sql, error):
+    response, seconds = ask(served(path, public=True), sql)
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+    assert seconds < 1
+
+
+def test_an_answer_is_refused_once_it_holds_more_than_its_share(path):
+    # 100 rows of 1 MB each, each made in no time: the rows are counted as they come.
+    sql = (
+        "with recursive c(x) as (select 1 union all select x + 1 from c limit 100) "
+        "select zeroblob(1000000) from c"
+    )
+    response, _ = ask(served(path, public=True), sql)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("the answer holds more than 16 MB")
+    small, _ = ask(served(path, public=True), sql.replace("1000000", "1000"))
+    assert small.status_code == 200 and len(small.json()) == 100
+
+
+def test_raw_bodies_read_as_null_through_sql_in_public_mode(path):
+    sql = "select body from raw_responses"
+    public, _ = ask(served(path, public=True), sql)
+    assert public.json() == [{"body": None}]
+    private, _ = ask(served(path, public=False), sql)
+    (row,) = private.json()
+    assert row["body"]["encoded"]  # served, base64-encoded, to trusted readers
+    with closing(sqlite3.connect(path)) as conn:
+        (body,) = conn.execute(sql).fetchone()
+    assert zlib.decompress(body) == b"BODY"
+
+
+RUNAWAY = "with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c"
+
+
+async def while_sql_runs(ds, pages):
+    """Send three runaway queries at once, and the pages meanwhile; time each answer."""
+
+    async def timed(path, params=None):
+        started = time.monotonic()
+        response = await ds.client.get(path, params=params)
+        return response.status_code, time.monotonic() - started
+
+    queries = [timed("/rankings.json", {"sql": RUNAWAY}) for _ in range(3)]
+    answers = await asyncio.gather(*queries, *(timed(page) for page in pages))
+    return answers[:3], answers[3:]
+
+
+def test_arbitrary_sql_takes_turns_while_pages_pass(path):
+    ds = served(path, public=True)
+    queries, pages = asyncio.run(while_sql_runs(ds, ["/rankings/rankings.json?country=us"] * 3))
+    # Each query runs to the 1 s time limit, one after another.
+    assert [status for status, _ in queries] == [400, 400, 400]
+    assert max(seconds for _, seconds in queries) > 2.5
+    assert [status for status, _ in pages] == [200, 200, 200]
+    assert max(seconds for _, seconds in pages) < 1
+
+
+def test_a_query_that_waits_too_long_for_its_turn_is_turned_away(path, monkeypatch):
+    monkeypatch.setattr(sql_gate, "WAIT_SECONDS", 0.5)
+    queries, _ = asyncio.run(while_sql_runs(served(path, public=True), []))
+    assert sorted(status for status, _ in queries) == [400, 429, 429]
