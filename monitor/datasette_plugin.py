@@ -18,7 +18,7 @@ from monitor import readers
 from monitor.dashboard import STATIC, STATIC_URL
 from monitor.health import DEFAULT_MAX_AGE, read_health
 from monitor.metrics import CONTENT_TYPE, exposition
-from monitor.sql_gate import SqlGate
+from monitor.turns import Turns
 
 
 def store_page(store: str, app_id: str, country: str | None) -> str:
@@ -89,7 +89,7 @@ _UNCOUNTED = re.compile(r"^/[^/]+/(rankings|fetches)(\.json|\.csv)?$")
 @hookimpl
 def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
     """Skip the row count on the pages of the history views, unless asked for, and run
-    arbitrary SQL one query at a time (monitor.sql_gate)."""
+    costly requests one at a time (monitor.turns)."""
 
     def wrap(app: Any) -> Any:
         async def skip_count(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -102,7 +102,7 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
                 scope = {**scope, "query_string": query + (b"&" if query else b"") + b"_nocount=1"}
             await gated(scope, receive, send)
 
-        gated = SqlGate(app)
+        gated = Turns(app, sql_allowed=datasette.metadata("allow_sql") is not False)
         return skip_count
 
     return wrap

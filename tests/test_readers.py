@@ -12,7 +12,7 @@ import pytest
 
 import scenario
 from history import chart
-from monitor import publish, readers, schema, sql_gate, storage
+from monitor import publish, readers, schema, storage, turns
 from monitor.charts import FetchResult
 
 
@@ -143,6 +143,34 @@ def test_arbitrary_sql_takes_turns_while_pages_pass(path):
 
 
 def test_a_query_that_waits_too_long_for_its_turn_is_turned_away(path, monkeypatch):
-    monkeypatch.setattr(sql_gate, "WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(turns, "WAIT_SECONDS", 0.5)
     queries, _ = asyncio.run(while_sql_runs(served(path, public=True), []))
     assert sorted(status for status, _ in queries) == [400, 429, 429]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "is_costly"),
+    [
+        ("/rankings", "sql=select+1", True),
+        ("/rankings.json", "sql=select+1&_shape=array", True),
+        ("/rankings/rankings", "country=us&rank=1", False),
+        ("/rankings/rankings", "country__exact=us&app_id__in=1,2", False),
+        ("/rankings/rankings", "app_name__contains=zzz", True),
+        ("/rankings/rankings", "rank__gt=3", True),
+        ("/rankings/rankings", "_sort=app_name", True),
+        ("/rankings/fetches.json", "_facet=error_kind", True),
+        ("/rankings/labels", "_search=x", True),
+        ("/rankings/claim", "app=1&sql=x", False),  # a canned query's parameters
+        ("/-/health", "", False),
+    ],
+)
+def test_what_counts_as_costly(path, query, is_costly):
+    scope = {"type": "http", "path": path, "query_string": query.encode()}
+    assert turns.costly(scope) is is_costly
+
+
+def test_sql_where_it_is_refused_waits_no_turn():
+    scope = {"type": "http", "path": "/rankings.json", "query_string": b"sql=select+1"}
+    assert turns.costly(scope, sql_allowed=False) is False
+    sorting = {**scope, "path": "/rankings/rankings", "query_string": b"_sort=country"}
+    assert turns.costly(sorting, sql_allowed=False) is True
