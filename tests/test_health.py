@@ -162,4 +162,3 @@ def test_health_turns_503_when_the_sweeps_stop(spawn_monitor, run_monitor, db_pa
     server.send_signal(signal.SIGTERM)
     assert server.wait(timeout=10) == 0
     assert run_monitor("health", "--server", url).returncode == 1
-
