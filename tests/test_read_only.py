@@ -69,7 +69,7 @@ def test_serve_publishes_a_read_only_mount(collected, monitor_env):
 
         def rows():
             try:
-                url = f"http://127.0.0.1:{port}/rankings/rankings.json?_shape=array&_size=3"
+                url = f"http://127.0.0.1:{port}/rankings/rankings.json?_shape=array&snapshot_id=1&_sort=rank&_size=3"
                 return httpx.get(url, timeout=10).json()
             except httpx.TransportError:
                 return None
