@@ -6,17 +6,6 @@ from monitor import storage
 from monitor.charts import ChartRequest, Entry, FetchResult, Listing
 
 
-def chart(
-    country: str,
-    chart: str = "top-free",
-    device: str | None = "iphone",
-    store: str = "apple",
-    genre: str | None = None,
-    depth: int = 100,
-) -> ChartRequest:
-    return ChartRequest(store, chart, device, genre, country, depth)
-
-
 def observe(db, sweep: int, req: ChartRequest, at: str, apps: list[tuple[str, str]]) -> int:
     """Store one observation of req at time at; apps are (app_id, name) in rank order."""
     entries = [

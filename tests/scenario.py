@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from history import chart, fail, filler, observe, ranked
+from helpers import chart
+from history import fail, filler, observe, ranked
 from monitor import schema, storage
 
 T0 = "2025-01-26T08:00:00Z"

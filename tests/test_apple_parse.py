@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from conftest import FIXTURES
-from monitor.charts import ChartRequest
+from helpers import chart
 from monitor.config import Endpoints
 from monitor.errors import InvalidFeed
 from monitor.sources import apple
@@ -17,16 +17,12 @@ V2_US = "v2_us_apps_top-free_50_first_entry_only_2023-10-05.json"
 LEGACY_JP = "legacy_jp_topgrossingapplications_limit1_single_entry_2016.json"
 
 
-def request(country="us", chart="top-free", device="iphone", genre=None, depth=100):
-    return ChartRequest("apple", chart, device, genre, country, depth)
-
-
 def read(name: str) -> bytes:
     return (APPLE / name).read_bytes()
 
 
 def test_v2_capture_parses_with_string_id_and_utc_updated():
-    listing = apple.parse(request(depth=50), read(V2_US))
+    listing = apple.parse(chart(depth=50), read(V2_US))
     assert [(e.app_id, e.name, e.developer) for e in listing.entries] == [
         ("1577705074", "EPIK - AI Photo Editor", "SNOW Corporation")
     ]
@@ -36,29 +32,29 @@ def test_v2_capture_parses_with_string_id_and_utc_updated():
 
 def test_v2_capture_for_another_storefront_is_rejected():
     with pytest.raises(InvalidFeed, match="asked for storefront 'gb', feed is for 'us'"):
-        apple.parse(request(country="gb"), read(V2_US))
+        apple.parse(chart(country="gb"), read(V2_US))
 
 
 def test_v2_capture_for_another_chart_is_rejected():
     with pytest.raises(InvalidFeed, match="asked for top-paid"):
         apple.parse(
-            request(chart="top-paid"),
+            chart(chart="top-paid"),
             read(V2_US),
         )
 
 
 def test_v2_feed_that_does_not_state_its_storefront_or_chart_is_taken_as_asked():
     body = b'{"feed": {"results": [{"id": "12", "name": "A", "artistName": "D"}]}}'
-    assert [e.app_id for e in apple.parse(request(chart="top-paid"), body).entries] == ["12"]
+    assert [e.app_id for e in apple.parse(chart(chart="top-paid"), body).entries] == ["12"]
 
 
 def test_legacy_single_entry_object_hk_free():
-    req = request(country="hk", chart="top-free", device="ipad")
+    req = chart(country="hk", chart="top-free", device="ipad")
     body = read("legacy_hk_topfreeapplications_limit1_single_entry_2018.json")
     # The capture is the iPhone feed; the iPad request must notice.
     with pytest.raises(InvalidFeed, match="asked for topfreeipadapplications in 'hk'"):
         apple.parse(req, body)
-    listing = apple.parse_legacy(request(country="hk", depth=1), json.loads(body))
+    listing = apple.parse_legacy(chart(country="hk", depth=1), json.loads(body))
     assert [(e.app_id, e.name, e.developer) for e in listing.entries] == [
         ("310633997", "WhatsApp Messenger", "WhatsApp Inc.")
     ]
@@ -66,14 +62,14 @@ def test_legacy_single_entry_object_hk_free():
 
 
 def test_legacy_single_entry_jp_grossing_keeps_japanese_name():
-    req = request(country="jp", chart="top-grossing", depth=1)
+    req = chart(country="jp", chart="top-grossing", depth=1)
     listing = apple.parse(req, read(LEGACY_JP))
     assert [(e.app_id, e.name) for e in listing.entries] == [("658511662", "モンスターストライク")]
     assert listing.updated == "2016-04-22T04:01:19Z"
 
 
 def test_legacy_self_link_names_the_storefront():
-    req = request(country="tw", chart="top-grossing", depth=1)
+    req = chart(country="tw", chart="top-grossing", depth=1)
     with pytest.raises(InvalidFeed, match="topgrossingapplications in 'jp'"):
         apple.parse(req, read(LEGACY_JP))
 
@@ -92,7 +88,7 @@ def test_legacy_xml_capture_is_not_taken_for_a_chart():
     # The capture is the XML form, with HTTP headers; monitor only asks for JSON.
     with pytest.raises(InvalidFeed, match="not JSON"):
         apple.parse(
-            request(genre="6014", depth=10),
+            chart(genre="6014", depth=10),
             read("legacy_us_newapplications_genre6014_limit10_xml_with_http_headers_2014.http.txt")
             .split(b"\r\n\r\n", 1)[-1]
             .lstrip(),
@@ -102,13 +98,13 @@ def test_legacy_xml_capture_is_not_taken_for_a_chart():
 def test_legacy_feed_that_ignored_limit_fails_validation():
     raw = json.loads(read("legacy_hk_entries_array_9_entries_2019.json"))
     body = json.dumps({"feed": {"entry": raw}}).encode()
-    req = request(country="hk", chart="top-grossing", depth=5)
+    req = chart(country="hk", chart="top-grossing", depth=5)
     with pytest.raises(InvalidFeed, match="asked for at most 5 entries, got 9"):
         check_listing(req, apple.parse(req, body))
 
 
 def test_legacy_feed_with_no_entry_is_an_empty_chart():
-    req = request(chart="top-grossing")
+    req = chart(chart="top-grossing")
     with pytest.raises(InvalidFeed, match="the chart is empty"):
         check_listing(req, apple.parse(req, b'{"feed": {"updated": {"label": "x"}}}'))
 
@@ -122,7 +118,7 @@ def test_legacy_genre_mismatch_is_rejected():
     }
     body = json.dumps({"feed": {"link": [link], "entry": []}}).encode()
     with pytest.raises(InvalidFeed, match="asked for genre 6014"):
-        apple.parse(request(genre="6014", depth=10), body)
+        apple.parse(chart(genre="6014", depth=10), body)
 
 
 @pytest.mark.parametrize(
@@ -148,25 +144,25 @@ def test_legacy_genre_mismatch_is_rejected():
 )
 def test_v2_bad_bodies_give_readable_errors(body, message):
     with pytest.raises(InvalidFeed, match=message):
-        apple.parse(request(), body)
+        apple.parse(chart(), body)
 
 
 def test_duplicate_app_is_invalid():
     entries = [{"id": "1", "name": "A"}, {"id": "2", "name": "B"}, {"id": "1", "name": "A"}]
     body = json.dumps({"feed": {"country": "us", "id": "/apps/top-free/", "results": entries}})
     with pytest.raises(InvalidFeed, match="app 1 appears twice, at ranks 1 and 3"):
-        check_listing(request(), apple.parse(request(), body.encode()))
+        check_listing(chart(), apple.parse(chart(), body.encode()))
 
 
 @pytest.mark.parametrize(
     ("req", "url"),
     [
-        (request(), "http://rss/api/v2/us/apps/top-free/100/apps.json"),
-        (request(chart="top-paid", depth=10), "http://rss/api/v2/us/apps/top-paid/10/apps.json"),
-        (request(chart="top-grossing"), "http://it/us/rss/topgrossingapplications/limit=100/json"),
-        (request(device="ipad"), "http://it/us/rss/topfreeipadapplications/limit=100/json"),
+        (chart(), "http://rss/api/v2/us/apps/top-free/100/apps.json"),
+        (chart(chart="top-paid", depth=10), "http://rss/api/v2/us/apps/top-paid/10/apps.json"),
+        (chart(chart="top-grossing"), "http://it/us/rss/topgrossingapplications/limit=100/json"),
+        (chart(device="ipad"), "http://it/us/rss/topfreeipadapplications/limit=100/json"),
         (
-            request(genre="6014", country="jp"),
+            chart(genre="6014", country="jp"),
             "http://it/jp/rss/topfreeapplications/limit=100/genre=6014/json",
         ),
     ],

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import needs_mount_namespace, wait_for
+from helpers import query
 from monitor.backup import back_up
 from monitor.cli import cli
 
@@ -25,12 +26,6 @@ SUMMARY = re.compile(
     r"to restore: stop monitor \(run and serve\), copy \2 over (.+),"
     r" delete any \3-wal and -shm, and start monitor again\n"
 )
-
-
-def query(path, sql, params=()):
-    """Read rows from a file without writing anything beside it."""
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def scalar(path, sql, params=()):

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 import scenario
-from history import chart, filler, observe, ranked
+from helpers import chart
+from history import filler, observe, ranked
 from monitor import claims, schema, storage
 from monitor.cli import cli
 

@@ -12,8 +12,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from helpers import chart
 from monitor import schema, storage
-from monitor.charts import ChartRequest, FetchResult
+from monitor.charts import FetchResult
 from monitor.cli import cli
 from monitor.terminal import PrintableFormatter
 
@@ -136,7 +137,7 @@ def test_a_file_that_is_not_a_monitor_database_exits_2_naming_it(tmp_path, comma
 
 def test_status_escapes_control_characters_from_the_stores(tmp_path):
     db = schema.open_db(tmp_path / "r.db")
-    req = ChartRequest("apple", "top-free", "iphone", None, "us", 100)
+    req = chart("us")
     sweep = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
     hostile = "feed link says \x1b]0;pwned\x07\x1b[2J"
     storage.record(db, sweep, FetchResult(req, "t", "t", error=hostile, error_kind="invalid_feed"))

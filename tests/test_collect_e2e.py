@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
 
+from helpers import query
 from monitor.reference import apple_storefronts
 from standin import TRICKY_NAMES
-
-
-def query(db, sql, params=()):
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def test_default_sweep_stores_every_storefront_exactly_as_served(run_monitor, stand_in):

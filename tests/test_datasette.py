@@ -9,7 +9,8 @@ import pytest
 from datasette.app import Datasette
 
 import scenario
-from history import chart, fail, observe
+from helpers import chart
+from history import fail, observe
 from monitor import publish, schema, storage
 from monitor.collector import now
 from monitor.metadata import metadata

@@ -13,7 +13,8 @@ from datasette.app import Datasette
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port, wait_for
-from history import chart, fail, observe
+from helpers import chart
+from history import fail, observe
 from monitor import schema, storage
 from monitor.metadata import metadata
 from monitor.sources.payload import utc_iso

@@ -12,12 +12,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import closing
 from dataclasses import dataclass
 
 import pytest
 
 from conftest import needs_mount_namespace, wait_for
+from helpers import query
 from monitor.reference import apple_storefronts
 
 FAULTED = ("de", "jp")
@@ -96,11 +96,6 @@ def measure(monitor_env):
         return Measured(done.returncode, done.stdout, stderr, seconds, int(peak) / 1024)
 
     return run
-
-
-def query(db, sql, params=()):
-    with closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def check_record(db, stand_in, countries, faulted, kind, store="apple"):

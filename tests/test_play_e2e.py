@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 import zlib
 
+from helpers import query
 from standin import TRICKY_NAMES
-
-
-def query(db, sql, params=()):
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def test_play_game_chart_is_stored_exactly_as_served(run_monitor, stand_in):

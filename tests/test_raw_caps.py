@@ -7,7 +7,7 @@ import os
 import sqlite3
 from contextlib import closing
 
-from history import chart
+from helpers import chart
 from monitor import schema, storage
 from monitor.charts import FetchResult
 from monitor.config import RawCaps

@@ -11,7 +11,7 @@ from contextlib import closing
 import pytest
 
 import scenario
-from history import chart
+from helpers import chart
 from monitor import publish, readers, schema, storage, turns
 from monitor.charts import FetchResult
 

@@ -14,12 +14,8 @@ from contextlib import closing
 import httpx
 
 from conftest import free_port, wait_for
+from helpers import count
 from monitor import schema
-
-
-def count(db, sql):
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return conn.execute(sql).fetchone()[0]
 
 
 def count_or_zero(db, sql):
@@ -131,7 +127,7 @@ def test_collect_waits_for_the_sweep_in_progress(spawn_monitor, run_monitor, sta
     result = run_monitor("collect", "--country", "us")
     assert result.returncode == 0, result.stderr
     assert "waiting for the sweep in progress" in result.stderr
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn:
         spans = conn.execute(
             "SELECT sweep_id, MIN(id), MAX(id), COUNT(*) FROM snapshots GROUP BY sweep_id"
         ).fetchall()
@@ -155,7 +151,7 @@ def test_kill_9_mid_sweep_then_restart_leaves_a_sound_file(spawn_monitor, stand_
     wait_for(lambda: finished_sweeps(db_path), 60, "a sweep after the restart")
     survivor.send_signal(signal.SIGTERM)
     assert survivor.wait(timeout=10) == 0
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert incomplete_snapshots(db_path) == 0
     assert count(db_path, "SELECT COUNT(*) FROM snapshots WHERE sweep_id = 2") == 175
@@ -174,7 +170,7 @@ def test_sweeps_longer_than_the_interval_never_overlap(spawn_monitor, stand_in, 
     wait_for(lambda: finished_sweeps(db_path) >= 3, 60, "three sweeps")
     service.send_signal(signal.SIGTERM)
     assert service.wait(timeout=10) == 0
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn:
         spans = conn.execute(
             "SELECT MIN(id), MAX(id), COUNT(*) FROM snapshots GROUP BY sweep_id ORDER BY sweep_id"
         ).fetchall()

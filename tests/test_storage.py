@@ -6,10 +6,11 @@ import sqlite3
 
 import pytest
 
+from helpers import chart
 from monitor import schema, storage
-from monitor.charts import ChartRequest, Entry, FetchResult, Listing
+from monitor.charts import Entry, FetchResult, Listing
 
-REQ = ChartRequest("apple", "top-free", "iphone", None, "us", 100)
+REQ = chart("us")
 
 
 def ok(entries, req=REQ, at="2026-01-01T00:00:00Z"):
@@ -106,7 +107,7 @@ def test_a_change_closes_only_the_runs_that_changed(db):
 
 def test_failures_and_other_charts_between_observations_do_not_break_runs(db):
     sweep = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
-    gb = ChartRequest("apple", "top-free", "iphone", None, "gb", 100)
+    gb = chart("gb")
     first = storage.record(db, sweep, ok(apps("A", "B")))
     storage.record(db, sweep, ok(apps("X"), req=gb))
     storage.record(db, sweep, FetchResult(REQ, "t", "t", error="HTTP 500"))
@@ -193,7 +194,7 @@ def test_a_chart_at_time_t_is_read_through_indexes(db):
 
 def test_failed_bodies_are_kept_once_a_day_per_chart(db):
     sweep = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
-    gb = ChartRequest("apple", "top-free", "iphone", None, "gb", 100)
+    gb = chart("gb")
     for req, at in [
         (REQ, "2026-01-01T00:00:00Z"),
         (REQ, "2026-01-01T23:00:00Z"),

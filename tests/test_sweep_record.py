@@ -6,20 +6,15 @@ from __future__ import annotations
 import re
 import signal
 import sqlite3
-from contextlib import closing
 
 import pytest
 
 from conftest import wait_for
+from helpers import query
 from monitor import collector, schema, selection, storage
 from monitor.config import ChartSpec, Endpoints, Settings
 from monitor.reference import apple_storefronts
 from monitor.sources import apple
-
-
-def query(db, sql, params=()):
-    with closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def snapshots(db):

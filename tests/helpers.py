@@ -1,0 +1,40 @@
+"""What the tests share: reading a database file, and naming a chart."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from monitor.charts import ChartRequest
+
+
+def query(path: str | Path, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    """Read rows from the database at path, through a read-only connection closed at once."""
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def count(path: str | Path, sql: str) -> int:
+    """Return the single number a query counts."""
+    return int(query(path, sql)[0][0])
+
+
+def chart(
+    country: str = "us",
+    chart: str = "top-free",
+    device: str | None = "iphone",
+    store: str = "apple",
+    genre: str | None = None,
+    depth: int = 100,
+) -> ChartRequest:
+    """Name one App Store chart (by default iPhone top free, 100 deep, in the US)."""
+    return ChartRequest(store, chart, device, genre, country, depth)
+
+
+def play_chart(
+    country: str = "us", chart: str = "top-free", genre: str | None = "GAME", depth: int = 100
+) -> ChartRequest:
+    """Name one Google Play chart (by default top free games, 100 deep, in the US)."""
+    return ChartRequest("play", chart, None, genre, country, depth)
