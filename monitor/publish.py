@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 from datasette.app import Datasette
 
+from monitor import datasette_plugin
 from monitor.errors import MonitorError
 from monitor.health import DEFAULT_MAX_AGE
 from monitor.metadata import metadata
@@ -54,32 +55,34 @@ def datasette(db_path: str | Path, listen: Listen | None = None) -> Datasette:
     )
 
 
+def close(ds: Datasette) -> None:
+    """Close every connection Datasette opened, to the files and to its own catalogue."""
+    datasette_plugin.close_connections(ds)
+
+
 @contextmanager
 def serving(db_path: str | Path, listen: Listen) -> Iterator[uvicorn.Server]:
     """Serve Datasette from a background thread until the block exits.
 
     The thread leaves signals to the main thread, which decides how to stop.
     """
+    ds = datasette(db_path, listen)
     config = uvicorn.Config(
-        datasette(db_path, listen).app(),
-        host=listen.host,
-        port=listen.port,
-        log_level="warning",
-        lifespan="on",
+        ds.app(), host=listen.host, port=listen.port, log_level="warning", lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="datasette", daemon=True)
     thread.start()
-    deadline = time.monotonic() + START_TIMEOUT
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not server.started:
-        server.should_exit = True
-        raise MonitorError(
-            f"could not serve Datasette on {listen.host}:{listen.port} (is the port in use?)"
-        )
     try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not server.started:
+            raise MonitorError(
+                f"could not serve Datasette on {listen.host}:{listen.port} (is the port in use?)"
+            )
         yield server
     finally:
         server.should_exit = True
         thread.join(timeout=5)
+        close(ds)

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from datasette.app import Datasette
+from sqlite_utils import Database
 
+from monitor import publish
 from standin import StoreStandIn
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -109,3 +112,38 @@ needs_mount_namespace = pytest.mark.skipif(
     not can_unshare() and not os.environ.get("CI"),
     reason="needs unshare -rm for a mount of the test's own (runs under CI)",
 )
+
+
+@pytest.fixture(autouse=True)
+def close_databases(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every sqlite-utils Database a test opened and left open, as the test ends.
+
+    A fixture that hands a test an open database cannot close it itself before the test
+    is done with it; this closes it after, so that no connection outlives its test.
+    """
+    opened: list[Database] = []
+    init = Database.__init__
+
+    def tracked(self: Database, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(Database, "__init__", tracked)
+    yield
+    for database in opened:
+        database.close()
+
+
+@pytest.fixture
+def served() -> Iterator[Callable[..., Datasette]]:
+    """Build the Datasette that ``monitor serve`` builds, in process; close it at the end."""
+    built: list[Datasette] = []
+
+    def build(path: Path, **listen: Any) -> Datasette:
+        ds = publish.datasette(path, publish.Listen("127.0.0.1", 0, **listen))
+        built.append(ds)
+        return ds
+
+    yield build
+    for ds in built:
+        publish.close(ds)

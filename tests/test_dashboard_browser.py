@@ -21,6 +21,7 @@ import pytest
 import history
 import scenario
 from conftest import free_port, wait_for
+from helpers import chart
 from monitor import dashboard, schema, storage
 
 CHROMIUM = "/usr/bin/chromium"
@@ -73,7 +74,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     path = scenario.build(tmp_path_factory.mktemp("dashboard") / "rankings.db")
     db = schema.open_db(path)
     sweep = storage.begin_sweep(db, scenario.T2)
-    history.observe(db, sweep, history.chart("jp", chart="top-paid"), scenario.T2, [HOSTILE])
+    history.observe(db, sweep, chart("jp", chart="top-paid"), scenario.T2, [HOSTILE])
     db.close()
     port = free_port()
     base = f"http://127.0.0.1:{port}"

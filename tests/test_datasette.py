@@ -6,21 +6,21 @@ import asyncio
 import time
 
 import pytest
-from datasette.app import Datasette
 
 import scenario
 from helpers import chart
 from history import fail, observe
 from monitor import publish, schema, storage
 from monitor.collector import now
-from monitor.metadata import metadata
 from monitor.queries import CANNED
 
 
 @pytest.fixture(scope="module")
 def ds(tmp_path_factory):
     path = scenario.build(tmp_path_factory.mktemp("datasette") / "rankings.db")
-    return Datasette([str(path)], metadata=metadata(path))
+    datasette = publish.datasette(path, publish.Listen("127.0.0.1", 0))
+    yield datasette
+    publish.close(datasette)
 
 
 def get(ds, path):
@@ -114,14 +114,14 @@ def test_coverage_leaves_out_sweeps_older_than_30_days(ds):
     assert rows(ds, "coverage") == []
 
 
-def test_coverage_of_recent_sweeps(tmp_path):
+def test_coverage_of_recent_sweeps(tmp_path, served):
     db = schema.open_db(tmp_path / "rankings.db")
     at = now()
     sweep = storage.begin_sweep(db, at)
     observe(db, sweep, chart("us"), at, [("1", "A")])
     fail(db, sweep, chart("jp"), at)
     fail(db, sweep, chart("jp", chart="top-paid"), at)
-    ds = Datasette([str(tmp_path / "rankings.db")], metadata=metadata(tmp_path / "rankings.db"))
+    ds = served(tmp_path / "rankings.db")
     coverage = {
         r["country"]: (r["ok"], r["errors"], r["success_percent"]) for r in rows(ds, "coverage")
     }
@@ -194,15 +194,12 @@ PUBLIC_PATHS = [
 ]
 
 
-def test_public_mode_serves_pages_and_canned_queries_but_no_sql_or_raw_bodies(ds):
-    path = ds.get_database("rankings").path
-    public = publish.datasette(path, publish.Listen("127.0.0.1", 0, public=True))
+def test_public_mode_serves_pages_and_canned_queries_but_no_sql_or_raw_bodies(ds, served):
+    public = served(ds.get_database("rankings").path, public=True)
     assert statuses(public, PUBLIC_PATHS) == [200, 200, 200, 403, 403, 400]
     assert statuses(ds, PUBLIC_PATHS) == [200, 200, 200, 200, 200, 200]
 
 
-def test_public_mode_can_allow_sql_and_still_hides_raw_bodies(ds):
-    path = ds.get_database("rankings").path
-    listen = publish.Listen("127.0.0.1", 0, public=True, public_sql=True)
-    public = publish.datasette(path, listen)
+def test_public_mode_can_allow_sql_and_still_hides_raw_bodies(ds, served):
+    public = served(ds.get_database("rankings").path, public=True, public_sql=True)
     assert statuses(public, PUBLIC_PATHS) == [200, 200, 200, 200, 403, 400]

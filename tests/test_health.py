@@ -9,14 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from datasette.app import Datasette
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port, wait_for
 from helpers import chart
 from history import fail, observe
 from monitor import schema, storage
-from monitor.metadata import metadata
 from monitor.sources.payload import utc_iso
 
 
@@ -45,16 +43,12 @@ def finished_ten_minutes_ago(db_path):
     return db_path
 
 
-def served(path, max_sweep_age):
-    return Datasette([str(path)], metadata=metadata(path, max_sweep_age=max_sweep_age))
-
-
 def get(ds, path):
     return asyncio.run(ds.client.get(path))
 
 
-def test_health_is_200_while_the_last_sweep_is_recent(finished_ten_minutes_ago):
-    answer = get(served(finished_ten_minutes_ago, 7200), "/-/health")
+def test_health_is_200_while_the_last_sweep_is_recent(finished_ten_minutes_ago, served):
+    answer = get(served(finished_ten_minutes_ago, max_sweep_age=7200), "/-/health")
     assert answer.status_code == 200
     body = answer.json()
     assert body["status"] == "ok"
@@ -64,18 +58,18 @@ def test_health_is_200_while_the_last_sweep_is_recent(finished_ten_minutes_ago):
     assert answer.headers["cache-control"] == "no-store"
 
 
-def test_health_is_503_once_the_last_sweep_is_too_old(finished_ten_minutes_ago):
-    answer = get(served(finished_ten_minutes_ago, 300), "/-/health")
+def test_health_is_503_once_the_last_sweep_is_too_old(finished_ten_minutes_ago, served):
+    answer = get(served(finished_ten_minutes_ago, max_sweep_age=300), "/-/health")
     assert answer.status_code == 503
     assert answer.json()["status"] == "stale"
     assert answer.json()["max_age_seconds"] == 300
 
 
-def test_health_is_503_before_any_sweep_finished(db_path):
+def test_health_is_503_before_any_sweep_finished(db_path, served):
     db = schema.open_db(db_path)
     storage.begin_sweep(db, ago(10))  # still running
     db.close()
-    answer = get(served(db_path, 7200), "/-/health")
+    answer = get(served(db_path, max_sweep_age=7200), "/-/health")
     assert answer.status_code == 503
     assert answer.json()["last_sweep"] is None
 
@@ -88,8 +82,10 @@ def metric_samples(text):
     }
 
 
-def test_metrics_parse_as_prometheus_text_with_the_collectors_figures(finished_ten_minutes_ago):
-    answer = get(served(finished_ten_minutes_ago, 7200), "/-/metrics")
+def test_metrics_parse_as_prometheus_text_with_the_collectors_figures(
+    finished_ten_minutes_ago, served
+):
+    answer = get(served(finished_ten_minutes_ago, max_sweep_age=7200), "/-/metrics")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples = metric_samples(answer.text)

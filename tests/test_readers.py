@@ -12,7 +12,7 @@ import pytest
 
 import scenario
 from helpers import chart
-from monitor import publish, readers, schema, storage, turns
+from monitor import readers, schema, storage, turns
 from monitor.charts import FetchResult
 
 
@@ -24,11 +24,6 @@ def path(tmp_path_factory):
     storage.record(db, 1, failure)
     db.close()
     return db_path
-
-
-def served(path, public):
-    listen = publish.Listen("127.0.0.1", 0, public=public, public_sql=True)
-    return publish.datasette(path, listen)
 
 
 def ask(ds, sql):
@@ -67,10 +62,10 @@ def test_the_linear_functions_answer_as_sqlites_own(expression):
         assert tuple(ours.execute(sql).fetchone()) == plain.execute(sql).fetchone()
 
 
-def test_a_search_in_a_long_value_takes_linear_time(path):
+def test_a_search_in_a_long_value_takes_linear_time(path, served):
     # SQLite's own instr compares at every offset: about 5 s on these values.
     sql = "select instr(printf('%.*c', 1000000, 'a'), printf('%.*c', 500000, 'a') || 'b')"
-    response, seconds = ask(served(path, public=True), sql)
+    response, seconds = ask(served(path, public=True, public_sql=True), sql)
     assert response.status_code == 200, response.text
     assert list(response.json()[0].values()) == [0]
     assert seconds < 2
@@ -84,31 +79,33 @@ def test_a_search_in_a_long_value_takes_linear_time(path):
         ("select 'a' like '" + "%a" * 60 + "'", "LIKE or GLOB pattern too complex"),
     ],
 )
-def test_public_readers_cannot_make_long_values_wide_rows_or_long_patterns(path, sql, error):
-    response, seconds = ask(served(path, public=True), sql)
+def test_public_readers_cannot_make_long_values_wide_rows_or_long_patterns(
+    path, sql, error, served
+):
+    response, seconds = ask(served(path, public=True, public_sql=True), sql)
     assert response.status_code == 400
     assert response.json()["error"] == error
     assert seconds < 1
 
 
-def test_an_answer_is_refused_once_it_holds_more_than_its_share(path):
+def test_an_answer_is_refused_once_it_holds_more_than_its_share(path, served):
     # 100 rows of 1 MB each, each made in no time: the rows are counted as they come.
     sql = (
         "with recursive c(x) as (select 1 union all select x + 1 from c limit 100) "
         "select zeroblob(1000000) from c"
     )
-    response, _ = ask(served(path, public=True), sql)
+    response, _ = ask(served(path, public=True, public_sql=True), sql)
     assert response.status_code == 400
     assert response.json()["error"].startswith("the answer holds more than 16 MB")
-    small, _ = ask(served(path, public=True), sql.replace("1000000", "1000"))
+    small, _ = ask(served(path, public=True, public_sql=True), sql.replace("1000000", "1000"))
     assert small.status_code == 200 and len(small.json()) == 100
 
 
-def test_raw_bodies_read_as_null_through_sql_in_public_mode(path):
+def test_raw_bodies_read_as_null_through_sql_in_public_mode(path, served):
     sql = "select body from raw_responses"
-    public, _ = ask(served(path, public=True), sql)
+    public, _ = ask(served(path, public=True, public_sql=True), sql)
     assert public.json() == [{"body": None}]
-    private, _ = ask(served(path, public=False), sql)
+    private, _ = ask(served(path, public=False, public_sql=True), sql)
     (row,) = private.json()
     assert row["body"]["encoded"]  # served, base64-encoded, to trusted readers
     with closing(sqlite3.connect(path)) as conn:
@@ -132,8 +129,8 @@ async def while_sql_runs(ds, pages):
     return answers[:3], answers[3:]
 
 
-def test_arbitrary_sql_takes_turns_while_pages_pass(path):
-    ds = served(path, public=True)
+def test_arbitrary_sql_takes_turns_while_pages_pass(path, served):
+    ds = served(path, public=True, public_sql=True)
     queries, pages = asyncio.run(while_sql_runs(ds, ["/rankings/rankings.json?country=us"] * 3))
     # Each query runs to the 1 s time limit, one after another.
     assert [status for status, _ in queries] == [400, 400, 400]
@@ -142,9 +139,9 @@ def test_arbitrary_sql_takes_turns_while_pages_pass(path):
     assert max(seconds for _, seconds in pages) < 1
 
 
-def test_a_query_that_waits_too_long_for_its_turn_is_turned_away(path, monkeypatch):
+def test_a_query_that_waits_too_long_for_its_turn_is_turned_away(path, monkeypatch, served):
     monkeypatch.setattr(turns, "WAIT_SECONDS", 0.5)
-    queries, _ = asyncio.run(while_sql_runs(served(path, public=True), []))
+    queries, _ = asyncio.run(while_sql_runs(served(path, public=True, public_sql=True), []))
     assert sorted(status for status, _ in queries) == [400, 429, 429]
 
 
