@@ -37,6 +37,7 @@ from monitor.health import max_sweep_age, read_health
 from monitor.locks import AlreadyRunning
 from monitor.reference import genres as reference_genres
 from monitor.reference import storefronts
+from monitor.sources import SOURCES
 from monitor.status import RawKept, Status, read_status
 from monitor.stopping import stop_on_signals
 from monitor.terminal import PrintableFormatter, printable
@@ -275,7 +276,13 @@ def cli() -> None:
     metavar="CC",
     help="Storefront code; repeat or comma-separate. Default: all.",
 )
-@click.option("--depth", type=int, help="How many ranks to fetch (default: the store's most).")
+@click.option(
+    "--depth",
+    type=int,
+    help=f"How many ranks to fetch (default {selection.DEFAULT_DEPTH}; at most "
+    + ", ".join(f"{source.MAX_DEPTH} on {store}" for store, source in SOURCES.items())
+    + ").",
+)
 @fetch_options
 def collect(
     store: str | None,
