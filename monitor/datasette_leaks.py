@@ -2,8 +2,8 @@
 
 Two of its helpers open an in-memory SQLite connection and never close it: the check
 for JSON support behind every table page's facets, and the first lookup of SQLite's
-version. Python 3.13 warns of each such connection (ResourceWarning). Datasette fixed
-both after 0.65 (simonw/datasette#2615); until a 0.65 release has the fix, these
+version. Python 3.13 warns of each such connection (ResourceWarning). A fix is proposed
+upstream (simonw/datasette#2615), in no 0.65 release yet; until one has it, these
 stand-ins answer the same and close what they open.
 """
 
