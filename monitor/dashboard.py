@@ -139,7 +139,7 @@ def _html(column: str) -> str:
 def _sql(sql: str) -> str:
     # The charts' SQL travels in the URL of each data request: keep it short. Safe as
     # long as queries hold no "--" comments and no runs of spaces inside quotes.
-    return " ".join(sql.replace(":max_age", str(queries.MAX_AGE_SECONDS)).split())
+    return " ".join(queries.with_max_age(sql).split())
 
 
 # A LEFT JOIN from one row keeps a row when the app has none: the plugin's table

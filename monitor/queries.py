@@ -12,10 +12,46 @@ from dataclasses import dataclass
 
 MAX_AGE_SECONDS = 6 * 3600
 _HOURS = f"{MAX_AGE_SECONDS / 3600:g}"
+# movers compares each chart with itself this many hours before (blank :hours), and
+# lists at most this many moves; an app new to a chart ranks this far down before.
+MOVERS_HOURS = 24
+MOVERS_LIMIT = 500
+NEW_ENTRY_RANK = 1000
+COVERAGE_DAYS = 30
 
 # Normalise :at to the stored format; SQLite reads ISO 8601, with or without "Z".
 _AT = "strftime('%Y-%m-%dT%H:%M:%SZ', coalesce(nullif(:at, ''), 'now'))"
-_OLDEST = "strftime('%Y-%m-%dT%H:%M:%SZ', p.at, '-' || :max_age || ' seconds')"
+
+
+def covers(run: str, snapshot: str) -> str:
+    """SQL: the run holds its rank in the observation, which lies within the run's span.
+
+    Two bounds rather than BETWEEN, in the order of the runs' key (chart_id,
+    last_snapshot, rank), which serves them.
+    """
+    return f"{run}.last_snapshot >= {snapshot} AND {run}.first_snapshot <= {snapshot}"
+
+
+def previous_snapshot(snapshot: str) -> str:
+    """SQL: the observation of the same chart just before this one (NULL for its first)."""
+    return (
+        f"(SELECT MAX(b.id) FROM snapshots b "
+        f"WHERE b.chart_id = {snapshot}.chart_id AND b.id < {snapshot}.id)"
+    )
+
+
+def within_max_age(earlier: str, later: str) -> str:
+    """SQL: the time ``earlier`` is at most :max_age seconds before ``later``.
+
+    This is what makes a country observed at a time, and what keeps a stretch unbroken.
+    """
+    return f"{earlier} >= strftime('%Y-%m-%dT%H:%M:%SZ', {later}, '-' || :max_age || ' seconds')"
+
+
+def with_max_age(sql: str, seconds: int = MAX_AGE_SECONDS) -> str:
+    """Write the max age into a query, for pages that have no field for it."""
+    return sql.replace(":max_age", str(seconds))
+
 
 # The latest observation of chart c at or before p.at, through (chart_id, fetched_at).
 _LATEST_SNAPSHOT = """(SELECT s.id FROM snapshots s WHERE s.chart_id = c.id AND s.fetched_at <= p.at
@@ -40,7 +76,7 @@ latest AS (
   FROM charts c JOIN target t ON t.store = c.store, p
 ),
 seen AS (
-  SELECT l.*, s.fetched_at, s.depth, s.fetched_at >= {_OLDEST} AS fresh
+  SELECT l.*, s.fetched_at, s.depth, {within_max_age("s.fetched_at", "p.at")} AS fresh
   FROM latest l, p LEFT JOIN snapshots s ON s.id = l.snapshot_id
 )
 SELECT store, chart, device, genre, country,
@@ -62,24 +98,23 @@ chart AS (
 ),
 snap AS (
   SELECT s.id, s.chart_id, s.fetched_at FROM snapshots s, chart c, p
-  WHERE s.chart_id = c.id AND s.fetched_at <= p.at AND s.fetched_at >= {_OLDEST}
+  WHERE s.chart_id = c.id AND s.fetched_at <= p.at AND {within_max_age("s.fetched_at", "p.at")}
   ORDER BY s.fetched_at DESC, s.id DESC LIMIT 1
 )
 SELECT r.rank, a.icon_url AS icon, l.name AS app_name, NULLIF(l.developer, '') AS developer,
   a.store, a.app_id, snap.fetched_at AS observed_at, snap.id AS snapshot_id
 FROM snap
-JOIN runs r ON r.chart_id = snap.chart_id AND r.last_snapshot >= snap.id
-  AND r.first_snapshot <= snap.id
+JOIN runs r ON r.chart_id = snap.chart_id AND {covers("r", "snap.id")}
 JOIN apps a ON a.id = r.app
 JOIN labels l ON l.id = r.label
 ORDER BY r.rank"""
 
-APP_HISTORY = """SELECT s.fetched_at, c.store, c.chart, c.device, c.genre, c.country, r.rank,
+APP_HISTORY = f"""SELECT s.fetched_at, c.store, c.chart, c.device, c.genre, c.country, r.rank,
   l.name AS app_name, s.id AS snapshot_id
 FROM apps a
 JOIN runs r ON r.app = a.id
 JOIN charts c ON c.id = r.chart_id
-JOIN snapshots s ON s.chart_id = r.chart_id AND s.id BETWEEN r.first_snapshot AND r.last_snapshot
+JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}
 JOIN labels l ON l.id = r.label
 WHERE a.app_id = :app AND (nullif(:country, '') IS NULL OR c.country = lower(:country))
 ORDER BY s.fetched_at, c.store, c.chart, c.device, c.genre, c.country"""
@@ -94,11 +129,10 @@ SELECT l.store, l.chart, l.device, l.genre, l.country, a.icon_url AS icon,
   lb.name AS app_name, a.app_id, s.fetched_at AS observed_at, s.id AS snapshot_id
 FROM latest l, p
 JOIN snapshots s ON s.id = l.snapshot_id
-JOIN runs r ON r.chart_id = l.chart_id AND r.last_snapshot >= s.id AND r.rank = 1
-  AND r.first_snapshot <= s.id
+JOIN runs r ON r.chart_id = l.chart_id AND {covers("r", "s.id")} AND r.rank = 1
 JOIN apps a ON a.id = r.app
 JOIN labels lb ON lb.id = r.label
-WHERE s.fetched_at >= {_OLDEST}
+WHERE {within_max_age("s.fetched_at", "p.at")}
 ORDER BY l.store, l.chart, l.device, l.genre, l.country"""
 
 MOVERS = f"""WITH pairs AS MATERIALIZED (
@@ -110,14 +144,13 @@ spans AS MATERIALIZED (
   SELECT pairs.*, (SELECT b.id FROM snapshots b, snapshots n
      WHERE n.id = pairs.now_id AND b.chart_id = pairs.chart_id
        AND b.fetched_at <= strftime('%Y-%m-%dT%H:%M:%SZ', n.fetched_at,
-                                    '-' || coalesce(nullif(:hours, ''), 24) || ' hours')
+                                    '-' || coalesce(nullif(:hours, ''), {MOVERS_HOURS}) || ' hours')
      ORDER BY b.fetched_at DESC, b.id DESC LIMIT 1) AS before_id
   FROM pairs WHERE now_id IS NOT NULL
 ),
 now AS MATERIALIZED (
   SELECT sp.*, r.app, r.rank, r.label FROM spans sp
-  JOIN runs r ON r.chart_id = sp.chart_id AND r.last_snapshot >= sp.now_id
-    AND r.first_snapshot <= sp.now_id
+  JOIN runs r ON r.chart_id = sp.chart_id AND {covers("r", "sp.now_id")}
   WHERE sp.before_id IS NOT NULL
 ),
 moves AS (
@@ -133,16 +166,17 @@ FROM moves m
 JOIN apps a ON a.id = m.app
 JOIN labels l ON l.id = m.label
 WHERE m.rank_before IS NULL OR m.rank_before != m.rank
-ORDER BY abs(coalesce(m.rank_before, 1000) - m.rank) DESC, m.country, m.rank
-LIMIT 500"""
+ORDER BY abs(coalesce(m.rank_before, {NEW_ENTRY_RANK}) - m.rank) DESC, m.country, m.rank
+LIMIT {MOVERS_LIMIT}"""
 
-COVERAGE = """SELECT substr(t.started_at, 1, 10) AS day, c.store, c.country,
+# With no sweep in the window, the first sweep counted is past the last one: none is.
+COVERAGE = f"""SELECT substr(t.started_at, 1, 10) AS day, c.store, c.country,
   SUM(t.status = 'ok') AS ok, SUM(t.status = 'error') AS errors,
   ROUND(100.0 * SUM(t.status = 'ok') / COUNT(*), 1) AS success_percent
 FROM attempts t
 JOIN charts c ON c.id = t.chart_id
 WHERE t.sweep_id >= coalesce((SELECT MIN(id) FROM sweeps
-  WHERE started_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-30 days')),
+  WHERE started_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-{COVERAGE_DAYS} days')),
   (SELECT MAX(id) + 1 FROM sweeps))
 GROUP BY day, c.store, c.country
 ORDER BY day DESC, success_percent, c.store, c.country"""
@@ -156,18 +190,16 @@ NUMBER_ONE_STRETCHES = f"""WITH p AS (SELECT {_AT} AS at),
 points AS (
   SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
     s.id AS snapshot_id, s.fetched_at,
-    (SELECT MAX(b.id) FROM snapshots b WHERE b.chart_id = s.chart_id AND b.id < s.id)
-      AS previous_snapshot
+    {previous_snapshot("s")} AS previous_snapshot
   FROM apps a
   CROSS JOIN runs r ON r.app = a.id AND r.rank = 1
   JOIN charts c ON c.id = r.chart_id
-  JOIN snapshots s ON s.chart_id = r.chart_id
-    AND s.id BETWEEN r.first_snapshot AND r.last_snapshot, p
+  JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}, p
   WHERE a.app_id = :app AND s.fetched_at <= p.at
 ),
 marked AS (
   SELECT *, CASE WHEN previous_snapshot IS lag(snapshot_id) OVER win
-      AND (julianday(fetched_at) - julianday(lag(fetched_at) OVER win)) * 86400 <= :max_age
+      AND {within_max_age("lag(fetched_at) OVER win", "fetched_at")}
     THEN 0 ELSE 1 END AS starts
   FROM points WINDOW win AS (PARTITION BY chart_id ORDER BY snapshot_id)
 ),
@@ -190,7 +222,7 @@ SELECT c.store, c.chart, c.device, c.genre, s.sweep_id, MIN(s.fetched_at) AS at,
 FROM apps a
 CROSS JOIN runs r ON r.app = a.id AND r.rank = 1
 JOIN charts c ON c.id = r.chart_id
-JOIN snapshots s ON s.chart_id = r.chart_id AND s.id BETWEEN r.first_snapshot AND r.last_snapshot, p
+JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}, p
 WHERE a.app_id = :app AND s.fetched_at <= p.at
 GROUP BY c.store, c.chart, c.device, c.genre, s.sweep_id
 ORDER BY c.store, c.chart, c.device, c.genre, countries DESC, s.sweep_id"""
@@ -224,14 +256,14 @@ CANNED = {
         "For every chart and country: the app's rank in the latest observation at or "
         f"before `at` (blank for now), if that observation is at most {_HOURS} hours old. "
         "'not observed' is not the same as 'not ranked'. `app` is the store's app id.",
-        CLAIM.replace(":max_age", str(MAX_AGE_SECONDS)),
+        with_max_age(CLAIM),
     ),
     "top_chart": Canned(
         "A chart as it stood at a time",
         "The whole chart of a country at `at` (blank for now), from the latest observation "
         f"at most {_HOURS} hours older. `chart`: top-free, top-paid or top-grossing; `device`: "
         "iphone or ipad, blank for Google Play.",
-        TOP_CHART.replace(":max_age", str(MAX_AGE_SECONDS)),
+        with_max_age(TOP_CHART),
     ),
     "app_history": Canned(
         "An app's rank over time",
@@ -241,16 +273,18 @@ CANNED = {
     "number_ones": Canned(
         "The No. 1 app of every country",
         f"For every chart and country observed within {_HOURS} hours of `at` (blank for now).",
-        NUMBER_ONES.replace(":max_age", str(MAX_AGE_SECONDS)),
+        with_max_age(NUMBER_ONES),
     ),
     "movers": Canned(
         "Biggest climbs, falls and new entries",
-        "Each chart's latest observation against the one `hours` earlier (blank for 24).",
+        f"Each chart's latest observation against the one `hours` earlier (blank for "
+        f"{MOVERS_HOURS}), the {MOVERS_LIMIT} biggest moves.",
         MOVERS,
     ),
     "coverage": Canned(
         "Fetch success per storefront",
-        "Successful and failed fetches per day and storefront, over the last 30 days.",
+        f"Successful and failed fetches per day and storefront, over the last {COVERAGE_DAYS} "
+        "days.",
         COVERAGE,
     ),
 }
@@ -279,13 +313,11 @@ best AS (SELECT country FROM ({CLAIM_IN_CHART}) WHERE rank IS NOT NULL
   ORDER BY rank, country LIMIT 5),
 points AS (
   SELECT c.country, s.id AS snapshot_id, s.fetched_at, r.rank,
-    (SELECT MAX(b.id) FROM snapshots b WHERE b.chart_id = s.chart_id AND b.id < s.id)
-      AS previous_snapshot
+    {previous_snapshot("s")} AS previous_snapshot
   FROM apps a
   JOIN runs r ON r.app = a.id
   JOIN charts c ON c.id = r.chart_id
-  JOIN snapshots s ON s.chart_id = r.chart_id
-    AND s.id BETWEEN r.first_snapshot AND r.last_snapshot, w
+  JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}, w
   WHERE a.app_id = :app AND {_SELECTED_CHART.format(t="c.")}
     AND s.fetched_at BETWEEN w.since AND w.at
     AND CASE WHEN w.listed = ',,' THEN c.country IN best
@@ -293,8 +325,7 @@ points AS (
 ),
 marked AS (
   SELECT *, CASE WHEN lag(snapshot_id) OVER win IS previous_snapshot
-      AND lag(fetched_at) OVER win >= strftime('%Y-%m-%dT%H:%M:%SZ', fetched_at,
-        '-' || :max_age || ' seconds') THEN 0 ELSE 1 END AS starts
+      AND {within_max_age("lag(fetched_at) OVER win", "fetched_at")} THEN 0 ELSE 1 END AS starts
   FROM points WINDOW win AS (PARTITION BY country ORDER BY fetched_at, snapshot_id)
 )
 SELECT country, fetched_at, rank,

@@ -21,6 +21,7 @@ from sqlite_utils.migrations import Migrations
 
 from monitor.errors import NotMonitorDatabase
 from monitor.locks import migration_lock
+from monitor.queries import covers
 
 BUSY_TIMEOUT_MS = 30_000
 JOURNAL_SIZE_LIMIT = 2**20
@@ -31,11 +32,11 @@ SWEEP_ENDINGS = ("running", "finished", "stopped", "failed", "interrupted")
 INTERRUPTED = "the process ended before the sweep did (killed, or the machine stopped)"
 migrations = Migrations("monitor")
 
-RANKINGS_VIEW = """SELECT s.id AS snapshot_id, c.store, c.country, c.chart, c.device, c.genre,
+RANKINGS_VIEW = f"""SELECT s.id AS snapshot_id, c.store, c.country, c.chart, c.device, c.genre,
        s.fetched_at, r.rank, a.app_id, l.name AS app_name, NULLIF(l.developer, '') AS developer
 FROM snapshots s
 JOIN charts c ON c.id = s.chart_id
-JOIN runs r ON r.chart_id = s.chart_id AND r.last_snapshot >= s.id AND r.first_snapshot <= s.id
+JOIN runs r ON r.chart_id = s.chart_id AND {covers("r", "s.id")}
 JOIN apps a ON a.id = r.app
 JOIN labels l ON l.id = r.label"""
 
