@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from monitor.charts import FetchResult
+from monitor.errors import SWEEP_KINDS
 
 # Where each store's base URLs are set, for the hints.
 BASE_URL_SETTINGS = {
@@ -43,6 +44,22 @@ def hint(store: str, kind: str) -> str:
     urls = BASE_URL_SETTINGS.get(store, "the store's base URL")
     advice = _HINTS.get(kind, "check the network and the base URL ({urls})").format(urls=urls)
     return f"every {store} chart failed ({kind}): {advice}"
+
+
+def store_hints(outcomes: Iterable[tuple[str, str | None]]) -> dict[str, str]:
+    """Per store every chart of which failed the same way, what to check.
+
+    ``outcomes`` are (store, error kind), the kind None for a chart stored. Charts a
+    sweep ended without (stopped, a full disk) say nothing of the store.
+    """
+    kinds: defaultdict[str, set[str | None]] = defaultdict(set)
+    for store, kind in outcomes:
+        kinds[store].add(kind)
+    return {
+        store: hint(store, kind)
+        for store, found in kinds.items()
+        if len(found) == 1 and (kind := next(iter(found))) is not None and kind not in SWEEP_KINDS
+    }
 
 
 def storefront_list(failed: Iterable[str], attempted: Iterable[str]) -> str:
@@ -84,11 +101,5 @@ class Tally:
 
     def hints(self) -> dict[str, str]:
         """Per store every chart of which failed the same way, what to check."""
-        kinds = defaultdict(list)
-        for store, kind in self.failed:
-            kinds[store].append(kind)
-        return {
-            store: hint(store, found[0])
-            for store, found in kinds.items()
-            if len(found) == 1 and not self.ok[store]
-        }
+        stored: list[tuple[str, str | None]] = [(store, None) for store in self.ok]
+        return store_hints(stored + list(self.failed))

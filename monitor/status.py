@@ -12,7 +12,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from monitor.config import RawCaps
-from monitor.diagnosis import hint, storefront_list
+from monitor.diagnosis import store_hints, storefront_list
 from monitor.errors import SWEEP_KINDS
 from monitor.sources.payload import utc_iso
 from monitor.storage import DEFAULT_CAPS, kept_today
@@ -139,12 +139,11 @@ def _failure_groups(db: Database, oldest: int) -> list[FailureGroup]:
 
 
 def _hints(db: Database, sweep_id: int) -> dict[str, str]:
-    rows = db.execute(
-        f"""SELECT c.store, COUNT(DISTINCT coalesce(t.error_kind, 'error')),
-                   MAX(coalesce(t.error_kind, 'error'))
-            FROM attempts t JOIN charts c ON c.id = t.chart_id
-            WHERE t.sweep_id = ? GROUP BY c.store
-            HAVING SUM(t.status = 'ok') = 0 AND SUM({_FAILED}) = COUNT(*)""",
-        [sweep_id, json.dumps(SWEEP_KINDS)],
-    ).fetchall()
-    return {store: hint(store, kind) for store, kinds, kind in rows if kinds == 1}
+    return store_hints(
+        db.execute(
+            """SELECT DISTINCT c.store,
+                      CASE WHEN t.status = 'ok' THEN NULL ELSE coalesce(t.error_kind, 'error') END
+               FROM attempts t JOIN charts c ON c.id = t.chart_id WHERE t.sweep_id = ?""",
+            [sweep_id],
+        ).fetchall()
+    )
