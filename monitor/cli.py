@@ -212,10 +212,15 @@ def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
     return settings, {**file, **{k: pick(k) for k in picked if k in given}}
 
 
-def open_existing(db: str) -> Any:
-    """Open a database that must already exist, as the read-only commands need."""
+def require_file(db: str) -> None:
+    """Refuse a database that does not exist yet, saying what creates it."""
     if not Path(db).is_file():
         raise Refused(f"no database at {db}; 'monitor collect' or 'monitor run' creates it")
+
+
+def open_existing(db: str) -> Any:
+    """Open a database that must already exist, as the read-only commands need."""
+    require_file(db)
     try:
         return schema.open_for_reading(db)
     except NotMonitorDatabase as error:
@@ -600,10 +605,10 @@ def health(db: str, server: str | None, **given: Any) -> None:
     if server:
         sys.exit(_ask_server(server))
     _, pick = merged(given)
-    if not Path(db).is_file():
-        raise Refused(f"no database at {db}; 'monitor collect' or 'monitor run' creates it")
+    require_file(db)
     try:
-        # Read-only: a check run as another user (root, in a container) creates no file.
+        # Read-only: a health check never migrates the schema or takes a lock. SQLite may
+        # still make the log files beside a database that has none (see docs/deploy.md).
         with closing(sqlite3.connect(schema.read_only_uri(db), uri=True)) as conn:
             state = read_health(conn, health_age(pick))
     except (NotMonitorDatabase, sqlite3.Error) as error:
