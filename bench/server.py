@@ -41,6 +41,7 @@ HOSTILE_PAGES = [
     "/{db}/rankings?app_name__contains=zzz",
     "/{db}/rankings?_sort=app_name",
     "/{db}/rankings?_facet=app_name&_facet=country",
+    "/{db}/rankings.json?_next=5000000",
     "/{db}/raw_responses.json",
     "/{db}.db",
 ]

@@ -2,8 +2,8 @@
 other threads: a costly request may hold a thread for the whole time limit, and a few
 clients sending them would otherwise hold every thread.
 
-Costly: arbitrary SQL, and table pages asked to sort, facet, search, or filter beyond
-equality (the filters that indexes serve: see schema.RANKINGS_FILTER_INDEXES).
+Costly: arbitrary SQL, and table pages asked to sort, facet, search, page on, or filter
+beyond equality (the filters that indexes serve: see schema.RANKINGS_FILTER_INDEXES).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from urllib.parse import parse_qs
 
 # A database's own page, where Datasette runs the SQL it is sent (?sql=).
 _SQL_PAGE = re.compile(r"^/[^/]+(\.json|\.csv)?$")
-_COSTLY_KEYS = re.compile(r"^(_sort|_sort_desc|_facet.*|_search.*|_where)$")
+# _next: on a view, or a table without a key, the next page is an OFFSET, which reads
+# every row before it (?_next=5000000 on rankings holds a thread for the whole limit).
+_COSTLY_KEYS = re.compile(r"^(_sort|_sort_desc|_facet.*|_search.*|_where|_through|_next)$")
 _CHEAP_FILTERS = ("exact", "in", "isnull", "notnull", "notblank")
 AT_ONCE = 1
 # How long a query waits for its turn before it is turned away with 429.
@@ -67,7 +69,7 @@ async def _busy(send: Any) -> None:
         {
             "ok": False,
             "status": 429,
-            "error": "Other costly requests (SQL, sorts, facets, searches) are waiting: "
+            "error": "Other costly requests (SQL, sorts, facets, searches, pages) are waiting: "
             "this server runs them one at a time. Try again shortly.",
         }
     ).encode()

@@ -157,6 +157,7 @@ def test_a_query_that_waits_too_long_for_its_turn_is_turned_away(path, monkeypat
         ("/rankings/rankings", "_sort=app_name", True),
         ("/rankings/fetches.json", "_facet=error_kind", True),
         ("/rankings/labels", "_search=x", True),
+        ("/rankings/rankings.json", "_next=5000000", True),
         ("/rankings/claim", "app=1&sql=x", False),  # a canned query's parameters
         ("/-/health", "", False),
     ],
