@@ -29,7 +29,7 @@ from pathlib import Path
 
 from monitor import claims, queries, schema, storage
 from monitor.charts import ChartRequest, Entry, FetchResult, Listing
-from monitor.reference import apple_storefronts
+from monitor.reference import storefronts_175
 
 DEPTH = 100
 POOL = 5_000
@@ -272,7 +272,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="random seed (1)")
     parser.add_argument("--dir", type=Path, help="keep the databases here")
     args = parser.parse_args()
-    countries = list(apple_storefronts())[: args.storefronts]
+    countries = list(storefronts_175())[: args.storefronts]
     folder = args.dir or Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     project_db, naive_db = folder / "project.db", folder / "naive.db"

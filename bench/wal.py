@@ -34,7 +34,7 @@ from storage import observations
 
 from monitor import schema, storage
 from monitor.charts import FetchResult
-from monitor.reference import apple_storefronts
+from monitor.reference import storefronts_175
 
 READS = (
     # What a page of the latest US chart asks.
@@ -99,7 +99,7 @@ def run(name: str, monitors_own: bool, args: argparse.Namespace, folder: Path) -
         db.execute("PRAGMA wal_autocheckpoint = 1000")
         db.execute("PRAGMA journal_size_limit = -1")
     outcome, stop = Outcome(name), threading.Event()
-    batches = sweeps(sorted(apple_storefronts()))
+    batches = sweeps(sorted(storefronts_175()))
     _sweep(db, next(batches), monitors_own)  # readers start on a file with a chart in it
     workers = [
         threading.Thread(target=read_forever, args=(path, sql, stop, outcome))

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STORES = ("apple", "play")
-CHARTS = ("top-free", "top-paid", "top-grossing")
-DEVICES = ("iphone", "ipad")
-
 
 @dataclass(frozen=True)
 class ChartRequest:

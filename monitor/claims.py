@@ -64,12 +64,12 @@ class ChartClaim:
         return sorted(cc for cc, rank in self.ranks.items() if rank <= depth)
 
     def shallow(self) -> dict[str, int]:
-        """Return {country: depth} where the observation went less than 100 ranks deep.
+        """Return {country: depth} where the observation went less deep than the top 100.
 
         There, an app not listed is not in the top 'depth'; whether it is in the top 100
         is not known.
         """
-        return {cc: depth for cc, depth in sorted(self.depths.items()) if depth < 100}
+        return {cc: d for cc, d in sorted(self.depths.items()) if d < queries.TOP_100.depth}
 
     def to_json(self) -> dict[str, Any]:
         """Return the stable JSON form of this chart's claim."""
@@ -81,9 +81,7 @@ class ChartClaim:
             "genre": genre,
             "countries_observed": len(self.observed),
             "observed": sorted(self.observed),
-            "number_one": self.within(1),
-            "top_10": self.within(10),
-            "top_100": self.within(100),
+            **{band.key: self.within(band.depth) for band in queries.BANDS},
             "ranks": dict(sorted(self.ranks.items())),
             "not_observed": sorted(self.not_observed),
             "shallow": self.shallow(),
@@ -215,14 +213,14 @@ def _describe_chart(chart: ChartClaim) -> list[str]:
         f"{title}, {'genre ' + genre if genre else 'all genres'}: observed in "
         f"{len(chart.observed)} countries, not observed in {len(chart.not_observed)}"
     ]
-    for label, depth in (("No. 1", 1), ("Top 10", 10), ("Top 100", 100)):
-        countries = chart.within(depth)
-        lines.append(f"  {label} in {len(countries)}: {', '.join(countries) or '-'}")
+    for band in queries.BANDS:
+        countries = chart.within(band.depth)
+        lines.append(f"  {band.label} in {len(countries)}: {', '.join(countries) or '-'}")
     if chart.not_observed:
         lines.append(f"  Not observed: {', '.join(sorted(chart.not_observed))}")
     if chart.shallow():
         listed = ", ".join(f"{cc} (top {depth})" for cc, depth in chart.shallow().items())
-        lines.append(f"  Observed less than 100 deep: {listed}")
+        lines.append(f"  Observed less than {queries.TOP_100.depth} deep: {listed}")
     if chart.peak:
         lines.append(f"  Peak at No. 1: {chart.peak[0]} countries, in the sweep of {chart.peak[1]}")
     if chart.ranks:

@@ -11,33 +11,28 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
 from monitor import __version__, claims, collector, schema, selection
 from monitor.backup import Backup, back_up
-from monitor.charts import CHARTS, DEVICES, STORES, ChartRequest, FetchResult
-from monitor.config import (
-    DEFAULT_DB,
-    MIN_INTERVAL,
-    ChartSpec,
-    Endpoints,
-    FetchPolicy,
-    RawCaps,
-    Settings,
-    load_config,
-    parse_cap,
-    parse_duration,
-    parse_interval,
-    parse_size,
-)
+from monitor.charts import ChartRequest, FetchResult
+from monitor.config import DEFAULT_DB, ChartSpec, Config, Settings, parse_duration
 from monitor.errors import MonitorError, NotMonitorDatabase, Stopped, UsageError
 from monitor.health import max_sweep_age, read_health
 from monitor.locks import AlreadyRunning
-from monitor.reference import genres as reference_genres
-from monitor.reference import storefronts
-from monitor.sources import SOURCES
+from monitor.settings import (
+    ACCESS_KEYS,
+    BOOLEAN,
+    BY_KEY,
+    FETCH_KEYS,
+    SCHEDULE_KEYS,
+    FileConfig,
+    Setting,
+    build,
+    load_file,
+)
+from monitor.sources import CHARTS, DEFAULT_STORE, DEVICES, STORES
 from monitor.status import RawKept, Status, read_status
 from monitor.stopping import stop_on_signals
 from monitor.terminal import PrintableFormatter, printable
@@ -97,7 +92,8 @@ config_option = click.option(
     "config_path",
     envvar="MONITOR_CONFIG",
     type=click.Path(dir_okay=False),
-    help="A TOML config file (or set MONITOR_CONFIG); see docs/config.example.toml.",
+    help="A TOML config file (or set MONITOR_CONFIG), where each setting's key is its "
+    "option's name with underscores: see docs/config.example.toml.",
 )
 log_option = click.option(
     "--log-level",
@@ -106,110 +102,59 @@ log_option = click.option(
     show_default=True,
     help="How much to log.",
 )
-_ENDPOINTS, _POLICY = Endpoints(), FetchPolicy()
-_ENDPOINT_OPTIONS = (
-    ("--apple-rss-url", "MONITOR_APPLE_RSS_URL", _ENDPOINTS.apple_rss, "Apple RSS v2"),
-    ("--itunes-url", "MONITOR_ITUNES_URL", _ENDPOINTS.itunes, "iTunes legacy RSS"),
-    ("--play-url", "MONITOR_PLAY_URL", _ENDPOINTS.play, "Google Play"),
-)
-fetch_options = options(
-    *(
-        click.option(
-            flag,
-            envvar=envvar,
-            default=default,
-            show_default=True,
-            help=f"Base URL of {source} (or {envvar}).",
-        )
-        for flag, envvar, default, source in _ENDPOINT_OPTIONS
-    ),
-    click.option(
-        "--concurrency",
-        type=click.IntRange(1, 64),
-        default=_POLICY.concurrency,
-        show_default=True,
-        help="Requests in flight at once.",
-    ),
-    click.option(
-        "--timeout",
-        type=click.FloatRange(0.1, 3600),
-        default=_POLICY.timeout,
-        show_default=True,
-        help="Seconds allowed for each attempt at a request, from connecting to its last byte.",
-    ),
-    click.option(
-        "--retries",
-        type=click.IntRange(0, 10),
-        default=_POLICY.retries,
-        show_default=True,
-        help="Retries on connection errors, timeouts, 429 and 5xx.",
-    ),
-    click.option(
-        "--play-interval",
-        type=click.FloatRange(0, 60),
-        default=_POLICY.play_interval,
-        show_default=True,
-        help="Seconds between Google Play requests, which go one at a time.",
-    ),
-    click.option(
-        "--max-body",
-        type=Parsed("size", parse_size),
-        default="4MB",
-        show_default=True,
-        help="The most a response may hold once decompressed: 512KB, 4MB...",
-    ),
-    click.option(
-        "--raw-per-day",
-        type=Parsed("size", parse_cap),
-        default="4MB",
-        show_default=True,
-        help="Failed response bodies kept, compressed, per store and day (0: none).",
-    ),
-    click.option(
-        "--raw-total",
-        type=Parsed("size", parse_cap),
-        default="64MB",
-        show_default=True,
-        help="Failed response bodies kept in all; the oldest make room (0: none).",
-    ),
-    config_option,
-    db_option,
-)
 
 
-def merged(given: dict[str, Any]) -> tuple[dict[str, Any], Callable[[str], Any]]:
-    """Read the config file; return it and a picker where options given explicitly win."""
+class SettingType(click.ParamType):
+    """An option's value, read and checked as its setting reads the config file's."""
+
+    def __init__(self, setting: Setting) -> None:
+        self.setting = setting
+        self.name = setting.key
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # already read
+        try:
+            return self.setting.read(value)
+        except UsageError as error:
+            self.fail(str(error), param, ctx)
+
+
+def setting_options(*keys: str) -> Decorator:
+    """The options of these settings, as SETTINGS defines them."""
+    return options(*(_setting_option(BY_KEY[key]) for key in keys))
+
+
+def _setting_option(setting: Setting) -> Decorator:
+    if setting.reader is BOOLEAN:
+        return click.option(setting.option, setting.key, is_flag=True, help=setting.help)
+    return click.option(
+        setting.option,
+        setting.key,
+        envvar=setting.envvar,
+        type=SettingType(setting),
+        metavar=setting.reader.metavar,
+        default=setting.reader.show(setting.default),
+        show_default=True,
+        help=setting.help,
+    )
+
+
+fetch_options = options(setting_options(*FETCH_KEYS), config_option, db_option)
+
+
+def configured(given: dict[str, Any]) -> Config:
+    """Return the Config: options given explicitly, else the config file, else defaults."""
     ctx = click.get_current_context()
     try:
-        file = load_config(given["config_path"]) if given.get("config_path") else {}
+        file = load_file(given["config_path"]) if given.get("config_path") else FileConfig({})
     except UsageError as error:
         raise click.BadParameter(str(error), param_hint="--config") from None
-
-    def pick(key: str) -> Any:
-        explicit = ctx.get_parameter_source(key) not in (click.core.ParameterSource.DEFAULT, None)
-        return given[key] if explicit or key not in file else file[key]
-
-    return file, pick
-
-
-def resolve(given: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
-    """Merge options with the config file (options win); return Settings and the file."""
-    file, pick = merged(given)
-    settings = Settings(
-        Endpoints(
-            *(check_url(flag, given[flag[2:].replace("-", "_")]) for flag, *_ in _ENDPOINT_OPTIONS)
-        ),
-        FetchPolicy(
-            concurrency=pick("concurrency"),
-            timeout=pick("timeout"),
-            retries=pick("retries"),
-            play_interval=pick("play_interval"),
-            max_body=pick("max_body"),
-        ),
-        RawCaps(pick("raw_per_day"), pick("raw_total")),
-    )
-    picked = ("interval", "jitter", "public", "public_sql")
-    return settings, {**file, **{k: pick(k) for k in picked if k in given}}
+    values = dict(file.values)
+    for key in BY_KEY.keys() & given.keys():
+        if ctx.get_parameter_source(key) not in (click.core.ParameterSource.DEFAULT, None):
+            values[key] = given[key]
+    return build(values, file.charts)
 
 
 def require_file(db: str) -> None:
@@ -239,24 +184,17 @@ def check_database(db: str) -> None:
         raise Refused(f"cannot use {db}: {error}") from None
 
 
-def check_url(option: str, url: str) -> str:
-    """Refuse a base URL that is not http(s) with a host: a configuration error."""
-    try:
-        parts = urlsplit(url)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        valid = False
-    if not valid:
-        raise click.BadParameter(f"{url!r} is not an http(s) URL with a host", param_hint=option)
-    return url
-
-
-def chart_requests(specs: tuple[ChartSpec, ...], where: str) -> list[ChartRequest]:
+def chart_requests(specs: tuple[ChartSpec, ...], where: str) -> tuple[ChartRequest, ...]:
     """Expand chart specs into requests, or exit 2 saying what is wrong and where."""
     try:
-        return selection.requests_for_all(specs)
+        return tuple(selection.requests_for_all(specs))
     except UsageError as error:
         raise click.UsageError(f"{where}: {error}") from None
+
+
+def configured_charts(config: Config) -> tuple[ChartRequest, ...]:
+    """Expand the config file's charts, or the default selection."""
+    return chart_requests(config.charts or selection.DEFAULT_CHARTS, "config charts")
 
 
 @click.group()
@@ -266,13 +204,35 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--store", type=click.Choice(STORES), help="Which store (default apple).")
-@click.option("--chart", type=click.Choice(CHARTS), help="Which top list (default top-free).")
 @click.option(
-    "--device", type=click.Choice(DEVICES), help="App Store only: iphone (default) or ipad."
+    "--store", type=click.Choice(list(STORES)), help=f"Which store (default {DEFAULT_STORE})."
 )
 @click.option(
-    "--genre", metavar="ID", help="A category id: 6014 (App Store Games), GAME (Google Play)..."
+    "--chart",
+    type=click.Choice(CHARTS),
+    help=f"Which top list (default {ChartSpec.chart})."
+    + "".join(
+        f" {s.title} has only {', '.join(s.charts)}."
+        for s in STORES.values()
+        if set(s.charts) != set(CHARTS)
+    ),
+)
+@click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    help="; ".join(
+        f"{s.title}: {', '.join(s.devices)} (default {s.devices[0]})"
+        for s in STORES.values()
+        if s.devices
+    )
+    + ". Other stores have no devices.",
+)
+@click.option(
+    "--genre",
+    metavar="ID",
+    help="A category id: "
+    + ", ".join(f"{s.genre_example} on {s.title}" for s in STORES.values())
+    + "...",
 )
 @click.option(
     "--country",
@@ -285,7 +245,7 @@ def cli() -> None:
     "--depth",
     type=int,
     help=f"How many ranks to fetch (default {selection.DEFAULT_DEPTH}; at most "
-    + ", ".join(f"{source.MAX_DEPTH} on {store}" for store, source in SOURCES.items())
+    + ", ".join(f"{s.max_depth} on {s.title}" for s in STORES.values())
     + ").",
 )
 @fetch_options
@@ -306,12 +266,12 @@ def collect(
     the sweep failed (e.g. the disk is full), and 130 or 143 if SIGINT or SIGTERM
     stopped it (what was stored stays).
     """
-    settings, file = resolve(given)
+    config = configured(given)
     flags = (store, chart, device, genre, depth)
     if countries or any(flag is not None for flag in flags):
         spec = ChartSpec(
-            store or "apple",
-            chart or "top-free",
+            store,
+            chart or ChartSpec.chart,
             device,
             genre,
             selection.split_countries(countries) or None,
@@ -319,12 +279,12 @@ def collect(
         )
         requests = chart_requests((spec,), "selection")
     else:
-        requests = chart_requests(file.get("charts", selection.DEFAULT_CHARTS), "config charts")
+        requests = configured_charts(config)
     check_database(given["db"])
-    sys.exit(_collect(given["db"], requests, settings))
+    sys.exit(_collect(given["db"], requests, config.settings))
 
 
-def _collect(db: str, requests: list[ChartRequest], settings: Settings) -> int:
+def _collect(db: str, requests: tuple[ChartRequest, ...], settings: Settings) -> int:
     """Sweep, say how it went, and return the exit code."""
     stop = stop_on_signals()
     try:
@@ -346,7 +306,7 @@ def _collect(db: str, requests: list[ChartRequest], settings: Settings) -> int:
 
 
 def _sweep_with_progress(
-    db: str, requests: list[ChartRequest], settings: Settings, stop: threading.Event
+    db: str, requests: tuple[ChartRequest, ...], settings: Settings, stop: threading.Event
 ) -> collector.SweepReport:
     def wait(message: str) -> None:
         click.echo(message, err=True)
@@ -372,41 +332,9 @@ listen_options = options(
         show_default=True,
         help="Datasette's port.",
     ),
-    click.option(
-        "--public",
-        is_flag=True,
-        help="Serve readers you do not know: no arbitrary SQL, no raw bodies, no downloads "
-        "of the whole file (or 'public = true' in the config).",
-    ),
-    click.option(
-        "--public-sql",
-        is_flag=True,
-        help="In public mode, allow arbitrary SQL all the same (bounded by the time limit).",
-    ),
+    setting_options(*ACCESS_KEYS),
 )
-
-
-schedule_options = options(
-    click.option(
-        "--interval",
-        type=Parsed("interval", parse_interval),
-        default="1h",
-        show_default=True,
-        help=f"Time between sweeps: 90s, 15m, 1h... (at least {MIN_INTERVAL:g}s).",
-    ),
-    click.option(
-        "--jitter",
-        type=Duration,
-        default="0s",
-        show_default=True,
-        help="Delay each sweep by a random time up to this.",
-    ),
-)
-
-
-def health_age(pick: Callable[[str], Any]) -> float:
-    """Return how long the health checks allow without a finished sweep."""
-    return max_sweep_age(pick("interval"), pick("jitter"))
+schedule_options = setting_options(*SCHEDULE_KEYS)
 
 
 @cli.command()
@@ -421,16 +349,14 @@ def run(serve: bool, host: str, port: int, log_level: str, **given: Any) -> None
     Stops cleanly on SIGTERM or SIGINT. Only one 'monitor run' may use a database.
     """
     _configure_logging(log_level)
-    settings, file = resolve(given)
-    requests = chart_requests(file.get("charts", selection.DEFAULT_CHARTS), "config charts")
+    config = configured(given)
+    requests = configured_charts(config)
     from monitor import service  # Datasette and the scheduler load only for the service
 
-    schedule = service.Schedule(file["interval"], file["jitter"])
-    age = max_sweep_age(schedule.interval, schedule.jitter)
-    listen = service.Listen(host, port, file["public"], file["public_sql"], age)
+    listen = service.Listen(host, port, config.access, max_sweep_age(config.schedule))
     check_database(given["db"])
     try:
-        service.run_service(given["db"], requests, settings, schedule, listen if serve else None)
+        service.run_service(given["db"], requests, config, listen if serve else None)
     except AlreadyRunning as error:
         raise Refused(str(error)) from None
     except MonitorError as error:
@@ -451,7 +377,7 @@ def serve(db: str, host: str, port: int, log_level: str, **given: Any) -> None:
     interval (plus the jitter).
     """
     _configure_logging(log_level)
-    _, pick = merged(given)
+    config = configured(given)
     if Path(db).is_file():
         open_existing(db).close()
     else:
@@ -459,7 +385,7 @@ def serve(db: str, host: str, port: int, log_level: str, **given: Any) -> None:
     from monitor import service  # Datasette loads only when serving
 
     try:
-        listen = service.Listen(host, port, pick("public"), pick("public_sql"), health_age(pick))
+        listen = service.Listen(host, port, config.access, max_sweep_age(config.schedule))
         service.serve_forever(db, listen)
     except MonitorError as error:
         raise click.ClickException(str(error)) from None
@@ -526,11 +452,7 @@ def status(db: str, sweeps: int, as_json: bool, **given: Any) -> None:
     to check: the network, the base URL, a proxy. The caps on kept failed bodies are
     the config file's (--config), or the defaults.
     """
-    file, _ = merged(given)
-    defaults = RawCaps()
-    caps = RawCaps(
-        file.get("raw_per_day", defaults.per_store_day), file.get("raw_total", defaults.total)
-    )
+    caps = configured(given).settings.raw
     database = open_existing(db)
     try:
         state = read_status(database, db, sweeps, caps)
@@ -604,13 +526,13 @@ def health(db: str, server: str | None, **given: Any) -> None:
     """
     if server:
         sys.exit(_ask_server(server))
-    _, pick = merged(given)
+    schedule = configured(given).schedule
     require_file(db)
     try:
         # Read-only: a health check never migrates the schema or takes a lock. SQLite may
         # still make the log files beside a database that has none (see docs/deploy.md).
         with closing(sqlite3.connect(schema.read_only_uri(db), uri=True)) as conn:
-            state = read_health(conn, health_age(pick))
+            state = read_health(conn, max_sweep_age(schedule))
     except (NotMonitorDatabase, sqlite3.Error) as error:
         raise Refused(f"cannot read {db}: {error}") from None
     click.echo(state.describe())
@@ -667,7 +589,11 @@ def _back_up_with_progress(db: str, dest: str, force: bool) -> Backup:
 
 
 store_option = click.option(
-    "--store", type=click.Choice(STORES), default="apple", show_default=True, help="Which store."
+    "--store",
+    type=click.Choice(list(STORES)),
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="Which store.",
 )
 
 
@@ -675,8 +601,8 @@ store_option = click.option(
 @store_option
 @db_option
 def countries(store: str, db: str) -> None:
-    """List the storefront codes that --country accepts, by default for the App Store."""
-    for code, name in storefronts(store).items():
+    """List the storefront codes that --country accepts, for the store (default: apple)."""
+    for code, name in STORES[store].storefronts().items():
         click.echo(f"{code}\t{name}")
 
 
@@ -684,6 +610,6 @@ def countries(store: str, db: str) -> None:
 @store_option
 @db_option
 def genres(store: str, db: str) -> None:
-    """List the genre (category) ids that --genre accepts, by default for the App Store."""
-    for genre_id, name in reference_genres(store).items():
+    """List the genre (category) ids that --genre accepts, for the store (default: apple)."""
+    for genre_id, name in STORES[store].categories().items():
         click.echo(f"{genre_id}\t{name}")

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,9 +27,9 @@ from monitor import schema, storage
 from monitor.charts import ChartRequest, FetchResult
 from monitor.config import RawCaps, Settings
 from monitor.errors import FetchError, MonitorError, Unexpected
-from monitor.http import Answer, Pacer, RetryBudget, build_client, send
+from monitor.http import Answer, RetryBudget, build_client, send
 from monitor.locks import sweep_lock
-from monitor.sources import SOURCES
+from monitor.sources import STORES
 from monitor.sources.payload import utc_iso
 from monitor.validate import check_listing
 
@@ -127,11 +127,8 @@ async def _fetch_all(
     stop: threading.Event | None,
 ) -> None:
     """Fetch the pending charts concurrently, storing each as it arrives."""
-    # Each store has its own politeness: Apple takes concurrent requests, Play is paced.
-    gates: dict[str, AbstractAsyncContextManager[Any]] = {
-        "apple": asyncio.Semaphore(settings.policy.concurrency),
-        "play": Pacer(settings.policy.play_interval),
-    }
+    # Each store has its own politeness, for the whole sweep: concurrent, or paced.
+    gates = {name: store.gate(settings.policy) for name, store in STORES.items()}
     budget = RetryBudget(settings.policy.max_wait)
     trim_log = storage.LogTrimmer()
     async with build_client(settings.policy) as client:
@@ -191,14 +188,14 @@ async def fetch(
     settings: Settings,
 ) -> FetchResult:
     """Fetch, parse and validate one chart; any failure becomes an error result."""
-    source = SOURCES[req.store]
+    store = STORES[req.store]
     started = _Started(gate)
     answer: Answer | None = None
     try:
-        request = source.http_request(client, req, settings.endpoints)
+        request = store.http_request(client, req, settings.endpoints)
         answer = await send(client, request, settings.policy, started, budget)
         fetched_at = now()
-        listing = check_listing(req, source.parse(req, answer.body))
+        listing = check_listing(req, store.parse(req, answer.body))
     # The chart's boundary: whatever one store's answer does to the code that reads it,
     # it ends this chart as a failure row, never the sweep. (CancelledError, a stop, is
     # not an Exception and passes.)
@@ -287,7 +284,7 @@ def _record_left(db: Database, report: SweepReport, left: list[ChartRequest], at
 
 def sweep_once(
     db_path: str | Path,
-    requests: list[ChartRequest],
+    requests: Sequence[ChartRequest],
     settings: Settings,
     on_result: Callable[[FetchResult], None],
     on_wait: Callable[[str], None],

@@ -1,16 +1,14 @@
-"""Settings, resolved once from options, the environment and a TOML file, passed down frozen.
+"""The configuration a collector and a service run with: frozen, typed, with its defaults.
 
-Options given on the command line (or through their environment variables) win over
-the file, and the file wins over the defaults.
+``monitor.settings`` fills it from options, the environment and a TOML file; here are
+its parts and the readers of durations and sizes.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from monitor.errors import UsageError
 
@@ -21,15 +19,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?")
 _SIZE_UNITS = {None: 1, "b": 1, "kb": 2**10, "kib": 2**10, "mb": 2**20, "mib": 2**20}
 _SIZE_UNITS |= {"gb": 2**30, "gib": 2**30}
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """Base URLs of the stores, so that tests and mirrors can stand in for them."""
-
-    apple_rss: str = "https://rss.marketingtools.apple.com"
-    itunes: str = "https://itunes.apple.com"
-    play: str = "https://play.google.com"
 
 
 @dataclass(frozen=True)
@@ -63,16 +52,32 @@ class RawCaps:
 class Settings:
     """Everything a sweep needs besides the charts themselves."""
 
-    endpoints: Endpoints = field(default_factory=Endpoints)
+    endpoints: Mapping[str, str]  # each store's base URLs, by Endpoint.key
     policy: FetchPolicy = field(default_factory=FetchPolicy)
     raw: RawCaps = field(default_factory=RawCaps)
 
 
 @dataclass(frozen=True)
-class ChartSpec:
-    """One configured chart, in all or some storefronts."""
+class Schedule:
+    """When to sweep: every interval seconds, each run delayed by up to jitter seconds."""
 
-    store: str = "apple"
+    interval: float = 3600.0
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who Datasette serves."""
+
+    public: bool = False  # readers unknown: no arbitrary SQL, raw bodies or downloads
+    public_sql: bool = False  # arbitrary SQL all the same
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """One configured chart, in all or some storefronts; no store means the default one."""
+
+    store: str | None = None
     chart: str = "top-free"
     device: str | None = None
     genre: str | None = None
@@ -115,128 +120,32 @@ def parse_size(text: str) -> int:
     return size
 
 
-_TOP_KEYS = {
-    "interval": "a duration such as 90s, 15m or 1h",
-    "jitter": "a duration such as 30s",
-    "concurrency": "an integer from 1 to 64",
-    "timeout": "seconds, a positive number",
-    "retries": "an integer from 0 to 10",
-    "play_interval": "seconds between Google Play requests, from 0 to 60",
-    "max_body": "a size such as 4MB, the most a response may hold once decompressed",
-    "raw_per_day": "a size such as 4MB, or 0: failed bodies kept per store and day",
-    "raw_total": "a size such as 64MB, or 0: failed bodies kept in all",
-    "charts": "a list of [[charts]] tables",
-    "public": "true or false: serve readers you do not know (see --public)",
-    "public_sql": "true or false: in public mode, allow arbitrary SQL all the same",
-}
-_CHART_KEYS = {
-    "store": "apple or play",
-    "chart": "top-free, top-paid or top-grossing",
-    "device": "iphone or ipad (App Store only)",
-    "genre": "a store category id, as text",
-    "countries": '"all" or a list of storefront codes',
-    "depth": "an integer, the number of ranks",
-}
+def format_duration(seconds: float) -> str:
+    """Write seconds as parse_duration reads them, e.g. ``1h``, ``1h30m`` or ``0s``."""
+    parts, left = [], seconds
+    for unit, size in reversed(_UNITS.items()):
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count:g}{unit}")
+    if left:
+        parts.append(f"{left:g}s")
+    return "".join(parts) or "0s"
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read and check a TOML config file; return its settings with durations in seconds."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UsageError(f"cannot read config {path}: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise UsageError(f"config {path} is not UTF-8 text: {error.reason}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"config {path} is not valid TOML: {error}") from None
-    _check_keys(data, _TOP_KEYS, f"config {path}")
-    settings: dict[str, Any] = {}
-    readers = {
-        "interval": parse_interval,
-        "jitter": parse_duration,
-        "max_body": parse_size,
-        "raw_per_day": parse_cap,
-        "raw_total": parse_cap,
-    }
-    for key, read in readers.items():
-        if key in data:
-            text = _typed(data, key, str, path)
-            try:
-                settings[key] = read(text)
-            except UsageError as error:
-                raise UsageError(f"config {path}: '{key}': {error}") from None
-    settings.update(_numbers(data, path))
-    for key in ("public", "public_sql"):
-        if key in data:
-            settings[key] = _typed(data, key, bool, path)
-    if "charts" in data:
-        charts = data["charts"]
-        if not isinstance(charts, list) or not charts:
-            raise UsageError(f"config {path}: 'charts' must be {_TOP_KEYS['charts']}")
-        settings["charts"] = tuple(
-            _chart(item, f"{path}: charts[{i}]") for i, item in enumerate(charts)
-        )
-    return settings
+def format_size(size: int) -> str:
+    """Write bytes as parse_size reads them, in the largest whole unit: ``4MB``, ``0``."""
+    for unit in ("GB", "MB", "KB"):
+        scale = _SIZE_UNITS[unit.lower()]
+        if size and size % scale == 0:
+            return f"{size // scale}{unit}"
+    return str(size)
 
 
-def _numbers(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    limits: dict[str, tuple[type, float, float]] = {
-        "concurrency": (int, 1, 64),
-        "timeout": (float, 0.1, 3600),
-        "retries": (int, 0, 10),
-        "play_interval": (float, 0, 60),
-    }
-    found = {}
-    for key, (kind, low, high) in limits.items():
-        if key in data:
-            value = data[key]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or (kind is int and not isinstance(value, int))
-                or not low <= value <= high
-            ):
-                raise UsageError(f"config {path}: '{key}' must be {_TOP_KEYS[key]}, not {value!r}")
-            found[key] = value
-    return found
+@dataclass(frozen=True)
+class Config:
+    """Everything monitor runs with; charts None means the default selection."""
 
-
-def _chart(item: Any, where: str) -> ChartSpec:
-    if not isinstance(item, dict):
-        raise UsageError(f"config {where} must be a table")
-    _check_keys(item, _CHART_KEYS, f"config {where}")
-    countries = item.get("countries", "all")
-    if countries != "all" and not (
-        isinstance(countries, list) and countries and all(isinstance(c, str) for c in countries)
-    ):
-        raise UsageError(f"config {where}: 'countries' must be {_CHART_KEYS['countries']}")
-    depth = item.get("depth")
-    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)):
-        raise UsageError(f"config {where}: 'depth' must be {_CHART_KEYS['depth']}")
-    return ChartSpec(
-        store=_typed(item, "store", str, where, "apple"),
-        chart=_typed(item, "chart", str, where, "top-free"),
-        device=_typed(item, "device", str, where, None),
-        genre=_typed(item, "genre", str, where, None),
-        countries=None if countries == "all" else tuple(countries),
-        depth=depth,
-    )
-
-
-def _typed(
-    data: dict[str, Any], key: str, kind: type, where: str | Path, default: Any = None
-) -> Any:
-    value = data.get(key, default)
-    if value is not None and not isinstance(value, kind):
-        allowed = {**_TOP_KEYS, **_CHART_KEYS}[key]
-        raise UsageError(f"config {where}: '{key}' must be {allowed}, not {value!r}")
-    return value
-
-
-def _check_keys(data: dict[str, Any], allowed: dict[str, str], where: str) -> None:
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise UsageError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
-            f"allowed keys are {', '.join(allowed)}"
-        )
+    settings: Settings
+    schedule: Schedule
+    access: Access
+    charts: tuple[ChartSpec, ...] | None

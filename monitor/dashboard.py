@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from monitor import queries
-from monitor.charts import CHARTS, DEVICES
 from monitor.reference import iso_numeric
+from monitor.sources import CHARTS, DEVICES
 
 SLUG = "app"
 STATIC = Path(__file__).parent / "static"
@@ -70,10 +70,10 @@ def _filters() -> dict[str, Any]:
             "default": "top-free",
         },
         "device": {
-            "name": "Device (App Store)",
+            "name": "Device (stores with devices)",
             "type": "select",
             "options": list(DEVICES),
-            "default": "iphone",
+            "default": DEVICES[0],
         },
         "countries": {"name": "History: countries (us,gb; blank: the 5 best)", "type": "text"},
         "days": {"name": "History: days", "type": "number", "min": 1, "default": 7},
@@ -97,8 +97,8 @@ def _charts(database: str) -> dict[str, Any]:
             "query": _sql(_NAMES),
             "library": "table",
         },
-        "number_one": count("Countries at No. 1", "WHERE rank = 1"),
-        "top_10": count("Countries in the top 10", "WHERE rank <= 10"),
+        "number_one": count("Countries at No. 1", f"WHERE {queries.NUMBER_ONE.holds('rank')}"),
+        "top_10": count("Countries in the top 10", f"WHERE {queries.TOP_10.holds('rank')}"),
         "observed": count("Countries observed", "WHERE coverage = 'observed'"),
         "history": {
             "title": "Rank over time, one line per country",

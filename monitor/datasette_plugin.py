@@ -8,7 +8,6 @@ import re
 import sqlite3
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 from weakref import WeakKeyDictionary
 
 from datasette import hookimpl
@@ -19,17 +18,10 @@ from monitor import datasette_leaks, readers
 from monitor.dashboard import STATIC, STATIC_URL
 from monitor.health import DEFAULT_MAX_AGE, read_health
 from monitor.metrics import CONTENT_TYPE, exposition
+from monitor.sources import STORES
 from monitor.turns import Turns
 
 datasette_leaks.close_them()
-
-
-def store_page(store: str, app_id: str, country: str | None) -> str:
-    """Return the public store page of an app, in a storefront where one is known."""
-    if store == "play":
-        gl = f"&gl={quote(country)}" if country else ""
-        return f"https://play.google.com/store/apps/details?id={quote(app_id)}{gl}"
-    return f"https://apps.apple.com/{quote(country or 'us')}/app/id{quote(app_id)}"
 
 
 # Every connection each Datasette opened, so that closing it closes them all: Datasette
@@ -87,10 +79,11 @@ def render_cell(
     if column in ("icon", "icon_url") and isinstance(value, str) and value.startswith("http"):
         return Markup('<img src="{}" alt="" width="32" height="32" loading="lazy">').format(value)
     if column == "app_name" and isinstance(value, str) and {"store", "app_id"} <= keys:
+        store = STORES.get(row["store"])
+        if store is None:  # a store this monitor no longer has: its name, unlinked
+            return None
         country = row["country"] if "country" in keys else None
-        return Markup('<a href="{}">{}</a>').format(
-            store_page(row["store"], row["app_id"], country), value
-        )
+        return Markup('<a href="{}">{}</a>').format(store.app_url(row["app_id"], country), value)
     if column == "snapshot_id" and isinstance(value, int) and table != "snapshots":
         url = datasette.urls.table(database, "rankings") + f"?snapshot_id={value}"
         return Markup('<a href="{}">{}</a>').format(url, value)

@@ -12,11 +12,11 @@ from collections.abc import Iterable
 
 from monitor.charts import FetchResult
 from monitor.errors import SWEEP_KINDS
+from monitor.sources import STORES
 
 # Where each store's base URLs are set, for the hints.
 BASE_URL_SETTINGS = {
-    "apple": "MONITOR_APPLE_RSS_URL and MONITOR_ITUNES_URL",
-    "play": "MONITOR_PLAY_URL",
+    name: " and ".join(e.envvar for e in store.endpoints) for name, store in STORES.items()
 }
 _HINTS = {
     "transport": "check the network, the base URL ({urls}) and any proxy (HTTPS_PROXY)",

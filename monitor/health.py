@@ -11,16 +11,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.config import Schedule
+
 LAST_FINISHED = """SELECT id, started_at, finished_at, charts_ok, charts_failed, entries
 FROM sweeps WHERE status = 'finished' ORDER BY id DESC LIMIT 1"""
 
 
-def max_sweep_age(interval: float, jitter: float = 0.0) -> float:
+def max_sweep_age(schedule: Schedule) -> float:
     """Return the longest a healthy collector goes without finishing a sweep, in seconds."""
-    return 2 * interval + jitter
+    return 2 * schedule.interval + schedule.jitter
 
 
-DEFAULT_MAX_AGE = max_sweep_age(3600.0)  # the default interval, an hour
+DEFAULT_MAX_AGE = max_sweep_age(Schedule())
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from monitor import dashboard, queries
+from monitor.config import Access
 from monitor.health import DEFAULT_MAX_AGE
+from monitor.sources import CHARTS, DEVICES, STORES
 
 TITLE = "monitor: app-store top charts by country"
 DESCRIPTION = (
@@ -16,11 +18,12 @@ DESCRIPTION = (
     "every attempt."
 )
 
+_STORES = " or ".join(STORES)
 _CHART_COLUMNS = {
-    "store": "apple or play",
+    "store": _STORES,
     "country": "Storefront, ISO 3166-1 alpha-2 in lower case",
-    "chart": "top-free, top-paid or top-grossing",
-    "device": "iphone or ipad; empty for Google Play",
+    "chart": ", ".join(CHARTS),
+    "device": f"{' or '.join(DEVICES)}; empty for a store without devices (Google Play)",
     "genre": "The store's category id; empty for the overall chart",
 }
 
@@ -94,7 +97,7 @@ TABLES: dict[str, dict[str, Any]] = {
         "label_column": "app_id",
         "columns": {
             "id": "Internal key",
-            "store": "apple or play",
+            "store": _STORES,
             "app_id": "The store's id: Apple's numeric id, or the Play package name",
             "icon_url": "The app's latest icon",
         },
@@ -161,23 +164,22 @@ TABLES: dict[str, dict[str, Any]] = {
 
 
 def metadata(
-    db_path: str | Path,
-    public: bool = False,
-    public_sql: bool = False,
-    max_sweep_age: float = DEFAULT_MAX_AGE,
+    db_path: str | Path, access: Access | None = None, max_sweep_age: float = DEFAULT_MAX_AGE
 ) -> dict[str, Any]:
     """Return Datasette metadata for the database at db_path (named after its file).
 
-    Public: arbitrary SQL is off (unless public_sql) and raw response bodies are not
+    Public access: arbitrary SQL is off (unless public_sql) and raw response bodies are not
     served; the pages and the canned queries stay. The dashboard draws its charts with
     arbitrary SQL, so it needs public_sql. ``/-/health`` answers 503 once no sweep has
     finished for ``max_sweep_age`` seconds.
     """
+    access = access or Access()
+    public = access.public
     tables = TABLES
     if public:
         tables = {**TABLES, "raw_responses": {**TABLES["raw_responses"], "allow": False}}
     return {
-        **({"allow_sql": False} if public and not public_sql else {}),
+        **({"allow_sql": False} if public and not access.public_sql else {}),
         "title": TITLE,
         "description": DESCRIPTION,
         "about": "monitor, an app-store ranking monitor",

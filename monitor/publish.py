@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import uvicorn
 from datasette.app import Datasette
 
 from monitor import datasette_plugin
+from monitor.config import Access
 from monitor.errors import MonitorError
 from monitor.health import DEFAULT_MAX_AGE
 from monitor.metadata import metadata
@@ -28,8 +29,7 @@ class Listen:
 
     host: str
     port: int
-    public: bool = False  # readers unknown: no arbitrary SQL, raw bodies or downloads
-    public_sql: bool = False  # arbitrary SQL all the same
+    access: Access = field(default_factory=Access)
     max_sweep_age: float = DEFAULT_MAX_AGE  # /-/health answers 503 past this
 
 
@@ -45,12 +45,12 @@ def datasette(db_path: str | Path, listen: Listen | None = None) -> Datasette:
     # Facet suggestions scan every column of a table page; on a history of millions
     # of rows they cost more than the page itself.
     settings: dict[str, Any] = {"suggest_facets": False}
-    if listen.public:
+    if listen.access.public:
         # The whole file holds raw bodies; a stream of every row is a load no page needs.
         settings |= {"allow_download": False, "allow_csv_stream": False}
     return Datasette(
         **files,
-        metadata=metadata(db_path, listen.public, listen.public_sql, listen.max_sweep_age),
+        metadata=metadata(db_path, listen.access, listen.max_sweep_age),
         settings=settings,
     )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from monitor.sources import CHARTS, DEVICES
+
 MAX_AGE_SECONDS = 6 * 3600
 _HOURS = f"{MAX_AGE_SECONDS / 3600:g}"
 # movers compares each chart with itself this many hours before (blank :hours), and
@@ -18,6 +20,28 @@ MOVERS_HOURS = 24
 MOVERS_LIMIT = 500
 NEW_ENTRY_RANK = 1000
 COVERAGE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Band:
+    """A band of ranks a claim counts countries in: No. 1, the top 10, the top 100."""
+
+    key: str  # as answers name it, e.g. ``top_10``
+    label: str  # as people read it, e.g. ``Top 10``
+    depth: int  # the lowest rank in the band
+
+    def holds(self, rank: str) -> str:
+        """SQL: the rank is in the band. No. 1 is ``= 1``, which the partial index of
+        runs at No. 1 (``WHERE rank = 1``) serves."""
+        return f"{rank} = 1" if self.depth == 1 else f"{rank} <= {self.depth}"
+
+
+BANDS = (
+    Band("number_one", "No. 1", 1),
+    Band("top_10", "Top 10", 10),
+    Band("top_100", "Top 100", 100),
+)
+NUMBER_ONE, TOP_10, TOP_100 = BANDS
 
 # Normalise :at to the stored format; SQLite reads ISO 8601, with or without "Z".
 _AT = "strftime('%Y-%m-%dT%H:%M:%SZ', coalesce(nullif(:at, ''), 'now'))"
@@ -129,7 +153,7 @@ SELECT l.store, l.chart, l.device, l.genre, l.country, a.icon_url AS icon,
   lb.name AS app_name, a.app_id, s.fetched_at AS observed_at, s.id AS snapshot_id
 FROM latest l, p
 JOIN snapshots s ON s.id = l.snapshot_id
-JOIN runs r ON r.chart_id = l.chart_id AND {covers("r", "s.id")} AND r.rank = 1
+JOIN runs r ON r.chart_id = l.chart_id AND {covers("r", "s.id")} AND {NUMBER_ONE.holds("r.rank")}
 JOIN apps a ON a.id = r.app
 JOIN labels lb ON lb.id = r.label
 WHERE {within_max_age("s.fetched_at", "p.at")}
@@ -192,7 +216,7 @@ points AS (
     s.id AS snapshot_id, s.fetched_at,
     {previous_snapshot("s")} AS previous_snapshot
   FROM apps a
-  CROSS JOIN runs r ON r.app = a.id AND r.rank = 1
+  CROSS JOIN runs r ON r.app = a.id AND {NUMBER_ONE.holds("r.rank")}
   JOIN charts c ON c.id = r.chart_id
   JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}, p
   WHERE a.app_id = :app AND s.fetched_at <= p.at
@@ -220,7 +244,7 @@ NUMBER_ONE_PEAKS = f"""WITH p AS (SELECT {_AT} AS at)
 SELECT c.store, c.chart, c.device, c.genre, s.sweep_id, MIN(s.fetched_at) AS at,
   COUNT(*) AS countries
 FROM apps a
-CROSS JOIN runs r ON r.app = a.id AND r.rank = 1
+CROSS JOIN runs r ON r.app = a.id AND {NUMBER_ONE.holds("r.rank")}
 JOIN charts c ON c.id = r.chart_id
 JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}, p
 WHERE a.app_id = :app AND s.fetched_at <= p.at
@@ -261,8 +285,8 @@ CANNED = {
     "top_chart": Canned(
         "A chart as it stood at a time",
         "The whole chart of a country at `at` (blank for now), from the latest observation "
-        f"at most {_HOURS} hours older. `chart`: top-free, top-paid or top-grossing; `device`: "
-        "iphone or ipad, blank for Google Play.",
+        f"at most {_HOURS} hours older. `chart`: {', '.join(CHARTS)}; `device`: "
+        f"{' or '.join(DEVICES)}, blank for a store without devices.",
         with_max_age(TOP_CHART),
     ),
     "app_history": Canned(
@@ -291,9 +315,14 @@ CANNED = {
 
 
 # The per-app dashboard. It shows one overall chart of the app's store: :chart (blank for
-# top-free) and, for Apple, :device (blank for iphone); Play charts have no device.
-_SELECTED_CHART = """{t}chart = coalesce(nullif(:chart, ''), 'top-free') AND {t}genre IS NULL
-  AND ({t}store = 'play' OR {t}device = coalesce(nullif(:device, ''), 'iphone'))"""
+# top-free) and :device (blank for the first store device, iphone), where its store has
+# devices: the charts of a store without devices have none.
+_SELECTED_CHART = (
+    """{t}chart = coalesce(nullif(:chart, ''), 'top-free') AND {t}genre IS NULL
+  AND ({t}device IS NULL OR {t}device = coalesce(nullif(:device, ''), '"""
+    + DEVICES[0]
+    + "'))"
+)
 
 # CLAIM for the selected chart only: one row per country, observed or not.
 CLAIM_IN_CHART = f"SELECT * FROM ({CLAIM}) WHERE {_SELECTED_CHART.format(t='')}"
@@ -339,7 +368,7 @@ ORDER BY fetched_at DESC, country"""
 NUMBER_ONE_SPANS = f"""SELECT m.country, m.first_at, m.last_at, m.hours,
   n.country IS NOT NULL AS now
 FROM ({NUMBER_ONE_STRETCHES}) m
-LEFT JOIN ({CLAIM_IN_CHART}) n ON n.country = m.country AND n.rank = 1
+LEFT JOIN ({CLAIM_IN_CHART}) n ON n.country = m.country AND {NUMBER_ONE.holds("n.rank")}
   AND n.snapshot_id = m.last_snapshot
 WHERE {_SELECTED_CHART.format(t="m.")}
 ORDER BY now DESC, m.first_at DESC, m.country"""

@@ -1,18 +1,21 @@
-"""Turn what a user selected (flags or config) into the charts to fetch, checking it."""
+"""Turn what a user selected (flags or config) into the charts to fetch, checking it.
+
+Whatever a store cannot serve (a chart, a device, a genre, a storefront, a depth) is
+refused here, before a sweep starts, naming what it does serve.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from monitor.charts import CHARTS, DEVICES, STORES, ChartRequest
+from monitor.charts import ChartRequest
 from monitor.config import ChartSpec
 from monitor.errors import UsageError
-from monitor.reference import genres, storefronts
-from monitor.sources import SOURCES
+from monitor.sources import DEFAULT_STORE, STORES
+from monitor.sources.store import Store
 
 DEFAULT_CHARTS = (ChartSpec(),)
 DEFAULT_DEPTH = 100
-STORE_NAMES = {"apple": "App Store", "play": "Google Play"}
 
 
 def split_countries(values: Iterable[str]) -> tuple[str, ...]:
@@ -21,26 +24,30 @@ def split_countries(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(code for code in codes if code))
 
 
+def store_named(name: str) -> Store:
+    """Return the store of that name, or refuse it naming those there are."""
+    _check_choice("store", name, tuple(STORES))
+    return STORES[name]
+
+
 def requests_for(spec: ChartSpec) -> list[ChartRequest]:
     """Return one request per storefront of a chart spec; all storefronts by default."""
-    _check_choice("store", spec.store, STORES)
-    _check_choice("chart", spec.chart, CHARTS)
-    store = STORE_NAMES[spec.store]
-    device = _device(spec)
-    genre = _genre(spec)
-    most = SOURCES[spec.store].MAX_DEPTH
+    store = store_named(spec.store or DEFAULT_STORE)
+    _check_choice(f"chart on {store.title}", spec.chart, store.charts)
+    device = _device(store, spec.device)
+    genre = _genre(store, spec.genre)
     depth = DEFAULT_DEPTH if spec.depth is None else spec.depth
-    if not 1 <= depth <= most:
-        raise UsageError(f"depth must be between 1 and {most} for {store}")
-    known = storefronts(spec.store)
+    if not 1 <= depth <= store.max_depth:
+        raise UsageError(f"depth must be between 1 and {store.max_depth} for {store.title}")
+    known = store.storefronts()
     countries = split_countries(spec.countries) if spec.countries else tuple(known)
     unknown = [code for code in countries if code not in known]
     if unknown:
         raise UsageError(
-            f"unknown country code(s) for {store}: {', '.join(unknown)}. "
-            f"Run 'monitor countries --store {spec.store}' to list the valid codes."
+            f"unknown country code(s) for {store.title}: {', '.join(unknown)}. "
+            f"Run 'monitor countries --store {store.name}' to list the valid codes."
         )
-    return [ChartRequest(spec.store, spec.chart, device, genre, cc, depth) for cc in countries]
+    return [ChartRequest(store.name, spec.chart, device, genre, cc, depth) for cc in countries]
 
 
 def requests_for_all(specs: Iterable[ChartSpec]) -> list[ChartRequest]:
@@ -48,24 +55,26 @@ def requests_for_all(specs: Iterable[ChartSpec]) -> list[ChartRequest]:
     return list(dict.fromkeys(req for spec in specs for req in requests_for(spec)))
 
 
-def _device(spec: ChartSpec) -> str | None:
-    if spec.store == "play":
-        if spec.device is not None:
-            raise UsageError("device applies to the App Store only, not to Google Play")
+def _device(store: Store, device: str | None) -> str | None:
+    if not store.devices:
+        if device is not None:
+            with_devices = " and ".join(s.title for s in STORES.values() if s.devices)
+            raise UsageError(f"device applies to {with_devices} only, not to {store.title}")
         return None
-    if spec.device is not None:
-        _check_choice("device", spec.device, DEVICES)
-    return spec.device or "iphone"
+    if device is None:
+        return store.devices[0]
+    _check_choice(f"device on {store.title}", device, store.devices)
+    return device
 
 
-def _genre(spec: ChartSpec) -> str | None:
-    if spec.genre is None:
+def _genre(store: Store, text: str | None) -> str | None:
+    if text is None:
         return None
-    genre = spec.genre.upper() if spec.store == "play" else spec.genre
-    if genre not in genres(spec.store):
+    genre = store.category(text)
+    if genre not in store.categories():
         raise UsageError(
-            f"unknown {STORE_NAMES[spec.store]} genre {spec.genre!r}; "
-            f"run 'monitor genres --store {spec.store}' to list them"
+            f"unknown {store.title} genre {text!r}; "
+            f"run 'monitor genres --store {store.name}' to list them"
         )
     return genre
 

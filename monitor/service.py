@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import collector, publish, schema
 from monitor.charts import ChartRequest, FetchResult
-from monitor.config import Settings
+from monitor.config import Config, Settings
 from monitor.diagnosis import Tally
 from monitor.errors import Stopped
 from monitor.locks import service_lock
@@ -24,19 +23,10 @@ from monitor.stopping import Stop, stop_on_signals
 log = logging.getLogger("monitor")
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """When to sweep: every interval seconds, each run delayed by up to jitter seconds."""
-
-    interval: float
-    jitter: float
-
-
 def run_service(
     db_path: str | Path,
-    requests: list[ChartRequest],
-    settings: Settings,
-    schedule: Schedule,
+    requests: tuple[ChartRequest, ...],
+    config: Config,
     listen: Listen | None,
 ) -> None:
     """Sweep on schedule (and serve Datasette) until SIGTERM or SIGINT."""
@@ -45,7 +35,7 @@ def run_service(
         stop = stop_on_signals()
         # Datasette binds its port first, so that a busy port stops the service at once.
         with _serving(db_path, listen):
-            scheduler = _start_scheduler(db_path, requests, settings, schedule, stop)
+            scheduler = _start_scheduler(db_path, requests, config, stop)
             try:
                 _wait_for(stop)
             finally:
@@ -74,11 +64,7 @@ def _wait_for(stop: threading.Event) -> None:
 
 
 def _start_scheduler(
-    db_path: str | Path,
-    requests: list[ChartRequest],
-    settings: Settings,
-    schedule: Schedule,
-    stop: Stop,
+    db_path: str | Path, requests: tuple[ChartRequest, ...], config: Config, stop: Stop
 ) -> BackgroundScheduler:
     # One sweep at a time: a run that falls due while a sweep goes on is skipped, and runs
     # missed while the process was stalled are coalesced into one.
@@ -88,8 +74,8 @@ def _start_scheduler(
     )
     scheduler.add_job(
         _scheduled_sweep,
-        IntervalTrigger(seconds=schedule.interval, jitter=schedule.jitter or None),
-        args=[db_path, requests, settings, stop, FailureLog()],
+        IntervalTrigger(seconds=config.schedule.interval, jitter=config.schedule.jitter or None),
+        args=[db_path, requests, config.settings, stop, FailureLog()],
         next_run_time=datetime.now(UTC),
         id="sweep",
         name="sweep",
@@ -128,7 +114,7 @@ class FailureLog:
 
 def _scheduled_sweep(
     db_path: str | Path,
-    requests: list[ChartRequest],
+    requests: tuple[ChartRequest, ...],
     settings: Settings,
     stop: Stop,
     failures: FailureLog,

@@ -15,6 +15,7 @@ from datasette.app import Datasette
 from sqlite_utils import Database
 
 from monitor import publish
+from monitor.config import Access
 from standin import StoreStandIn
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -140,7 +141,8 @@ def served() -> Iterator[Callable[..., Datasette]]:
     built: list[Datasette] = []
 
     def build(path: Path, **listen: Any) -> Datasette:
-        ds = publish.datasette(path, publish.Listen("127.0.0.1", 0, **listen))
+        access = Access(listen.pop("public", False), listen.pop("public_sql", False))
+        ds = publish.datasette(path, publish.Listen("127.0.0.1", 0, access, **listen))
         built.append(ds)
         return ds
 

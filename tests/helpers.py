@@ -1,4 +1,4 @@
-"""What the tests share: reading a database file, and naming a chart."""
+"""What the tests share: reading a database file, naming a chart, pointing at a server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from monitor.charts import ChartRequest
+from monitor.config import Settings
+from monitor.settings import build
+from monitor.sources import ENDPOINTS
 
 
 def query(path: str | Path, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
@@ -38,3 +41,8 @@ def play_chart(
 ) -> ChartRequest:
     """Name one Google Play chart (by default top free games, 100 deep, in the US)."""
     return ChartRequest("play", chart, None, genre, country, depth)
+
+
+def settings_at(url: str) -> Settings:
+    """Return the default settings with every store's base URLs pointing at url."""
+    return build({endpoint.key: url for endpoint in ENDPOINTS}).settings

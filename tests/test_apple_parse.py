@@ -7,7 +7,6 @@ import pytest
 
 from conftest import FIXTURES
 from helpers import chart
-from monitor.config import Endpoints
 from monitor.errors import InvalidFeed
 from monitor.sources import apple
 from monitor.validate import check_listing
@@ -22,7 +21,7 @@ def read(name: str) -> bytes:
 
 
 def test_v2_capture_parses_with_string_id_and_utc_updated():
-    listing = apple.parse(chart(depth=50), read(V2_US))
+    listing = apple.STORE.parse(chart(depth=50), read(V2_US))
     assert [(e.app_id, e.name, e.developer) for e in listing.entries] == [
         ("1577705074", "EPIK - AI Photo Editor", "SNOW Corporation")
     ]
@@ -32,12 +31,12 @@ def test_v2_capture_parses_with_string_id_and_utc_updated():
 
 def test_v2_capture_for_another_storefront_is_rejected():
     with pytest.raises(InvalidFeed, match="asked for storefront 'gb', feed is for 'us'"):
-        apple.parse(chart(country="gb"), read(V2_US))
+        apple.STORE.parse(chart(country="gb"), read(V2_US))
 
 
 def test_v2_capture_for_another_chart_is_rejected():
     with pytest.raises(InvalidFeed, match="asked for top-paid"):
-        apple.parse(
+        apple.STORE.parse(
             chart(chart="top-paid"),
             read(V2_US),
         )
@@ -45,7 +44,7 @@ def test_v2_capture_for_another_chart_is_rejected():
 
 def test_v2_feed_that_does_not_state_its_storefront_or_chart_is_taken_as_asked():
     body = b'{"feed": {"results": [{"id": "12", "name": "A", "artistName": "D"}]}}'
-    assert [e.app_id for e in apple.parse(chart(chart="top-paid"), body).entries] == ["12"]
+    assert [e.app_id for e in apple.STORE.parse(chart(chart="top-paid"), body).entries] == ["12"]
 
 
 def test_legacy_single_entry_object_hk_free():
@@ -53,7 +52,7 @@ def test_legacy_single_entry_object_hk_free():
     body = read("legacy_hk_topfreeapplications_limit1_single_entry_2018.json")
     # The capture is the iPhone feed; the iPad request must notice.
     with pytest.raises(InvalidFeed, match="asked for topfreeipadapplications in 'hk'"):
-        apple.parse(req, body)
+        apple.STORE.parse(req, body)
     listing = apple.parse_legacy(chart(country="hk", depth=1), json.loads(body))
     assert [(e.app_id, e.name, e.developer) for e in listing.entries] == [
         ("310633997", "WhatsApp Messenger", "WhatsApp Inc.")
@@ -63,7 +62,7 @@ def test_legacy_single_entry_object_hk_free():
 
 def test_legacy_single_entry_jp_grossing_keeps_japanese_name():
     req = chart(country="jp", chart="top-grossing", depth=1)
-    listing = apple.parse(req, read(LEGACY_JP))
+    listing = apple.STORE.parse(req, read(LEGACY_JP))
     assert [(e.app_id, e.name) for e in listing.entries] == [("658511662", "モンスターストライク")]
     assert listing.updated == "2016-04-22T04:01:19Z"
 
@@ -71,7 +70,7 @@ def test_legacy_single_entry_jp_grossing_keeps_japanese_name():
 def test_legacy_self_link_names_the_storefront():
     req = chart(country="tw", chart="top-grossing", depth=1)
     with pytest.raises(InvalidFeed, match="topgrossingapplications in 'jp'"):
-        apple.parse(req, read(LEGACY_JP))
+        apple.STORE.parse(req, read(LEGACY_JP))
 
 
 def test_legacy_entry_array_hk_2019_keeps_chinese_names_in_order():
@@ -87,7 +86,7 @@ def test_legacy_entry_array_hk_2019_keeps_chinese_names_in_order():
 def test_legacy_xml_capture_is_not_taken_for_a_chart():
     # The capture is the XML form, with HTTP headers; monitor only asks for JSON.
     with pytest.raises(InvalidFeed, match="not JSON"):
-        apple.parse(
+        apple.STORE.parse(
             chart(genre="6014", depth=10),
             read("legacy_us_newapplications_genre6014_limit10_xml_with_http_headers_2014.http.txt")
             .split(b"\r\n\r\n", 1)[-1]
@@ -100,13 +99,13 @@ def test_legacy_feed_that_ignored_limit_fails_validation():
     body = json.dumps({"feed": {"entry": raw}}).encode()
     req = chart(country="hk", chart="top-grossing", depth=5)
     with pytest.raises(InvalidFeed, match="asked for at most 5 entries, got 9"):
-        check_listing(req, apple.parse(req, body))
+        check_listing(req, apple.STORE.parse(req, body))
 
 
 def test_legacy_feed_with_no_entry_is_an_empty_chart():
     req = chart(chart="top-grossing")
     with pytest.raises(InvalidFeed, match="the chart is empty"):
-        check_listing(req, apple.parse(req, b'{"feed": {"updated": {"label": "x"}}}'))
+        check_listing(req, apple.STORE.parse(req, b'{"feed": {"updated": {"label": "x"}}}'))
 
 
 def test_legacy_genre_mismatch_is_rejected():
@@ -118,7 +117,7 @@ def test_legacy_genre_mismatch_is_rejected():
     }
     body = json.dumps({"feed": {"link": [link], "entry": []}}).encode()
     with pytest.raises(InvalidFeed, match="asked for genre 6014"):
-        apple.parse(chart(genre="6014", depth=10), body)
+        apple.STORE.parse(chart(genre="6014", depth=10), body)
 
 
 @pytest.mark.parametrize(
@@ -144,14 +143,14 @@ def test_legacy_genre_mismatch_is_rejected():
 )
 def test_v2_bad_bodies_give_readable_errors(body, message):
     with pytest.raises(InvalidFeed, match=message):
-        apple.parse(chart(), body)
+        apple.STORE.parse(chart(), body)
 
 
 def test_duplicate_app_is_invalid():
     entries = [{"id": "1", "name": "A"}, {"id": "2", "name": "B"}, {"id": "1", "name": "A"}]
     body = json.dumps({"feed": {"country": "us", "id": "/apps/top-free/", "results": entries}})
     with pytest.raises(InvalidFeed, match="app 1 appears twice, at ranks 1 and 3"):
-        check_listing(chart(), apple.parse(chart(), body.encode()))
+        check_listing(chart(), apple.STORE.parse(chart(), body.encode()))
 
 
 @pytest.mark.parametrize(
@@ -168,5 +167,5 @@ def test_duplicate_app_is_invalid():
     ],
 )
 def test_each_chart_goes_to_the_feed_that_serves_it(req, url):
-    endpoints = Endpoints(apple_rss="http://rss/", itunes="http://it", play="http://play")
-    assert str(apple.http_request(httpx.AsyncClient(), req, endpoints).url) == url
+    endpoints = {"apple_rss_url": "http://rss/", "itunes_url": "http://it"}
+    assert str(apple.STORE.http_request(httpx.AsyncClient(), req, endpoints).url) == url

@@ -73,7 +73,7 @@ def test_a_bad_store_url_is_a_configuration_error(tmp_path, url):
         cli, ["collect", "--db", str(tmp_path / "x.db")], env={"MONITOR_APPLE_RSS_URL": url}
     )
     assert result.exit_code == 2
-    assert "is not an http(s) URL with a host" in result.output
+    assert "must be an http(s) URL with a host, not " in result.output
     assert not (tmp_path / "x.db").exists()
 
 

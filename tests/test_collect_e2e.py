@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from helpers import query
-from monitor.reference import apple_storefronts
+from monitor.reference import storefronts_175
 from standin import TRICKY_NAMES
 
 
@@ -22,7 +22,7 @@ def test_default_sweep_stores_every_storefront_exactly_as_served(run_monitor, st
     assert len(rows) == 175 * 100
     served = [
         (cc, rank, app.app_id, app.name, app.developer, "apple", "top-free", "iphone", None)
-        for cc in sorted(apple_storefronts())
+        for cc in sorted(storefronts_175())
         for rank, app in enumerate(stand_in.chart(cc, "top-free", "iphone", None, 100), 1)
     ]
     assert rows == served

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from monitor.config import ChartSpec, load_config, parse_duration, parse_size
+from monitor.config import ChartSpec, parse_duration, parse_size
 from monitor.errors import UsageError
 from monitor.selection import requests_for_all
+from monitor.settings import SETTINGS, build, load_file
 
 EXAMPLE = Path(__file__).parent.parent / "docs" / "config.example.toml"
 
@@ -20,48 +22,79 @@ def write(tmp_path, text):
 
 
 def test_the_documented_example_is_valid():
-    config = load_config(EXAMPLE)
-    assert config["interval"] == 3600
-    assert config["jitter"] == 30
-    assert (config["concurrency"], config["timeout"], config["retries"]) == (8, 30, 3)
-    assert config["charts"][1] == ChartSpec(
+    file = load_file(EXAMPLE)
+    config = build(file.values, file.charts)
+    assert (config.schedule.interval, config.schedule.jitter) == (3600, 30)
+    policy = config.settings.policy
+    assert (policy.concurrency, policy.timeout, policy.retries) == (8, 30, 3)
+    assert config.charts[1] == ChartSpec(
         "apple", "top-grossing", "ipad", "6014", ("us", "gb", "jp", "kr", "cn"), 50
     )
-    assert config["play_interval"] == 1.0
-    assert config["max_body"] == 4 * 2**20
-    assert config["charts"][2] == ChartSpec(
+    assert (policy.play_interval, policy.max_body) == (1.0, 4 * 2**20)
+    assert config.charts[2] == ChartSpec(
         "play", "top-free", None, "GAME", ("us", "jp", "de", "br", "in"), 100
     )
-    requests = requests_for_all(config["charts"])
+    requests = requests_for_all(config.charts)
     assert len(requests) == 175 + 5 + 5
+
+
+def test_the_example_names_every_setting():
+    text = EXAMPLE.read_text(encoding="utf-8")
+    unset = [s.key for s in SETTINGS if not re.search(rf"^#? ?{s.key} = ", text, re.M)]
+    assert unset == []
+
+
+@pytest.mark.parametrize(
+    ("option", "key", "value", "expected"),
+    [
+        ("--timeout", "timeout", "99999", "a number of seconds from 0.1 to 3600, not "),
+        ("--concurrency", "concurrency", "0", "an integer from 1 to 64, not "),
+        ("--interval", "interval", "'0.5s'", "interval '0.5s' is too short"),
+        ("--play-url", "play_url", "'ftp://x'", "an http(s) URL with a host, not "),
+    ],
+)
+def test_options_and_the_file_refuse_the_same_values(
+    tmp_path, run_monitor, stand_in, option, key, value, expected
+):
+    from_file = run_monitor("run", "--config", str(write(tmp_path, f"{key} = {value}")))
+    from_option = run_monitor("run", option, value.strip("'"))
+    assert (from_file.returncode, from_option.returncode) == (2, 2)
+    assert expected in from_file.stderr
+    assert expected in from_option.stderr
+    assert stand_in.requests == []
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("intervall = '1h'", "unknown key(s) 'intervall'; allowed keys are interval, jitter"),
-        ("interval = 60", "'interval' must be a duration such as 90s, 15m or 1h, not 60"),
+        (
+            "interval = 60",
+            "'interval': must be a duration such as 90s, 15m or 1h, at least 1s, not 60",
+        ),
         ("interval = 'soon'", "invalid duration 'soon'"),
-        ("concurrency = 0", "'concurrency' must be an integer from 1 to 64, not 0"),
-        ("retries = 2.5", "'retries' must be an integer from 0 to 10, not 2.5"),
+        ("concurrency = 0", "'concurrency': must be an integer from 1 to 64, not 0"),
+        ("retries = 2.5", "'retries': must be an integer from 0 to 10, not 2.5"),
+        ("timeout = 99999", "'timeout': must be a number of seconds from 0.1 to 3600, not 99999"),
+        ("max_body = 4", "'max_body': must be a size such as 4MB or 512KB, not 4"),
         ("charts = []", "'charts' must be a list of [[charts]] tables"),
         ("[[charts]]\nchrt = 'top-free'", "charts[0]: unknown key(s) 'chrt'"),
         ("[[charts]]\ncountries = 'us'", "charts[0]: 'countries' must be \"all\" or a list"),
         ("[[charts]]\ngenre = 6014", "charts[0]: 'genre' must be a store category id, as text"),
         ("[[charts]]\ndepth = '10'", "charts[0]: 'depth' must be an integer"),
         ("interval = ", "is not valid TOML"),
-        ("public = 'yes'", "'public' must be true or false"),
+        ("public = 'yes'", "'public': must be true or false"),
     ],
 )
 def test_bad_config_names_the_key_and_the_allowed_values(tmp_path, text, message):
     with pytest.raises(UsageError) as error:
-        load_config(write(tmp_path, text))
+        load_file(write(tmp_path, text))
     assert message in str(error.value)
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError, match=r"cannot read config .*nope.toml: No such file"):
-        load_config(tmp_path / "nope.toml")
+        load_file(tmp_path / "nope.toml")
 
 
 @pytest.mark.parametrize(
@@ -120,7 +153,7 @@ def test_a_config_chart_the_store_lacks_exits_2_naming_it(tmp_path, run_monitor,
 def test_bad_config_exits_2_before_fetching(tmp_path, run_monitor, stand_in):
     result = run_monitor("run", "--config", str(write(tmp_path, "jitter = 5")), timeout=30)
     assert result.returncode == 2
-    assert "'jitter' must be a duration such as 30s, not 5" in result.stderr
+    assert "'jitter': must be a duration such as 90s, 15m or 1h, not 5" in result.stderr
     assert stand_in.requests == []
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import needs_mount_namespace, wait_for
 from helpers import query
-from monitor.reference import apple_storefronts
+from monitor.reference import storefronts_175
 
 FAULTED = ("de", "jp")
 SMALL = ("us", "gb", "fr", "it", *FAULTED)
@@ -178,7 +178,7 @@ def test_a_long_retry_after_fails_at_once_and_never_holds_a_slot(measure, stand_
 def test_waits_to_retry_leave_the_other_charts_at_full_speed(measure, run_monitor, stand_in):
     # Eight storefronts ask, twice, to come back in 5 s: with concurrency 8, holding
     # their slots while they wait would hold back every other chart for 10 s.
-    slow = sorted(apple_storefronts())[:8]
+    slow = sorted(storefronts_175())[:8]
     stand_in.faults = dict.fromkeys(slow, "503-retry-after")
     stand_in.retry_after = "5"
     result = measure("collect", "--retries", "2")
@@ -194,7 +194,7 @@ def test_waits_to_retry_leave_the_other_charts_at_full_speed(measure, run_monito
 
 
 def test_a_full_sweep_with_every_fault_at_once(measure, run_monitor, stand_in):
-    countries = sorted(apple_storefronts())
+    countries = sorted(storefronts_175())
     faults = sorted(KINDS)
     stand_in.faults = {countries[i * 7]: fault for i, fault in enumerate(faults)}
     stand_in.hang_seconds = 10

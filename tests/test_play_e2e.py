@@ -153,7 +153,10 @@ def test_claim_for_a_play_app(run_monitor, stand_in):
 
 def test_play_selection_errors(run_monitor, stand_in):
     device = run_monitor("collect", "--store", "play", "--device", "ipad")
-    assert device.returncode == 2 and "device applies to the App Store only" in device.stderr
+    assert (
+        device.returncode == 2
+        and "device applies to App Store only, not to Google Play" in device.stderr
+    )
     genre = run_monitor("collect", "--store", "play", "--genre", "GAMES")
     assert genre.returncode == 2 and "monitor genres --store play" in genre.stderr
     china = run_monitor("collect", "--store", "play", "--country", "cn")

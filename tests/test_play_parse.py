@@ -10,7 +10,6 @@ import pytest
 
 from conftest import FIXTURES
 from helpers import play_chart
-from monitor.config import Endpoints
 from monitor.errors import Blocked, FetchError, InvalidFeed, RateLimited
 from monitor.sources import play
 from monitor.validate import check_listing
@@ -45,7 +44,7 @@ def raises(error: type[Exception], message: str):
 
 
 def test_capture_parses_to_100_entries_in_rank_order():
-    listing = play.parse(play_chart(), CAPTURE.read_bytes())
+    listing = play.STORE.parse(play_chart(), CAPTURE.read_bytes())
     entries = listing.entries
     assert len(entries) == 100
     assert listing.updated is None
@@ -66,7 +65,7 @@ def test_capture_parses_to_100_entries_in_rank_order():
 
 
 def test_capture_keeps_non_ascii_titles():
-    names = {e.name for e in play.parse(play_chart(), CAPTURE.read_bytes()).entries}
+    names = {e.name for e in play.STORE.parse(play_chart(), CAPTURE.read_bytes()).entries}
     fullwidth_colon = "\uff1a"
     assert {
         "Pokémon GO",
@@ -96,25 +95,25 @@ def test_capture_token_names_its_chart():
 )
 def test_capture_is_not_taken_for_another_chart(req, asked):
     with raises(InvalidFeed, f"asked for {asked}, the response is for topselling_free_GAME"):
-        play.parse(req, CAPTURE.read_bytes())
+        play.STORE.parse(req, CAPTURE.read_bytes())
 
 
 def test_a_token_naming_only_the_collection_is_accepted():
     inner = build_inner(APPS, "topselling_free", "GAME")
     inner[0][1][0][3] = [chart_token("topselling_free")]
-    assert len(play.parse(play_chart(genre="GAME_ACTION"), inner_body(inner)).entries) == 3
+    assert len(play.STORE.parse(play_chart(genre="GAME_ACTION"), inner_body(inner)).entries) == 3
 
 
 def test_a_chart_without_token_is_accepted():
     inner = build_inner(APPS, "topselling_free", "GAME")
     inner[0][1][0][3] = None
-    assert len(play.parse(play_chart(), inner_body(inner)).entries) == 3
+    assert len(play.STORE.parse(play_chart(), inner_body(inner)).entries) == 3
 
 
 def test_capture_with_fewer_entries_asked_for_is_rejected():
     req = play_chart(depth=50)
     with raises(InvalidFeed, "asked for at most 50 entries, got 100"):
-        check_listing(req, play.parse(req, CAPTURE.read_bytes()))
+        check_listing(req, play.STORE.parse(req, CAPTURE.read_bytes()))
 
 
 def test_helpers_rebuild_the_capture_byte_for_byte():
@@ -145,8 +144,8 @@ def test_shipped_request_template_is_the_fixture():
     ],
 )
 def test_request_asks_batchexecute_for_the_chart(req, asked):
-    endpoints = Endpoints(apple_rss="http://rss", itunes="http://it", play="http://play/")
-    built = play.http_request(httpx.AsyncClient(), req, endpoints)
+    endpoints = {"play_url": "http://play/"}
+    built = play.STORE.http_request(httpx.AsyncClient(), req, endpoints)
     assert built.method == "POST"
     assert built.url.copy_with(query=None) == "http://play/_/PlayStoreUi/data/batchexecute"
     assert dict(built.url.params) == {
@@ -177,16 +176,16 @@ def test_built_chart_parses_with_and_without_rtc_framing(rt_c):
     body = build_response(APPS, "topselling_paid", "APPLICATION", rt_c=rt_c)
     assert body.startswith(b")]}'\n\n")
     assert (b"\n[[" in body[6:]) is rt_c  # rt=c puts a length line before each chunk
-    listing = play.parse(play_chart(chart="top-paid", genre=None), body)
+    listing = play.STORE.parse(play_chart(chart="top-paid", genre=None), body)
     assert [(e.app_id, e.name, e.developer) for e in listing.entries] == APPS
     assert listing.entries[1].url == "/store/apps/details?id=com.example.app2"
 
 
 def test_full_depth_chart_parses():
-    apps = sample_apps(play.MAX_DEPTH)
+    apps = sample_apps(play.STORE.max_depth)
     body = build_response(apps, "topgrossing", "GAME_ACTION")
-    req = play_chart(chart="top-grossing", genre="GAME_ACTION", depth=play.MAX_DEPTH)
-    assert [e.app_id for e in play.parse(req, body).entries] == [a[0] for a in apps]
+    req = play_chart(chart="top-grossing", genre="GAME_ACTION", depth=play.STORE.max_depth)
+    assert [e.app_id for e in play.STORE.parse(req, body).entries] == [a[0] for a in apps]
 
 
 def test_tricky_names_survive():
@@ -194,14 +193,16 @@ def test_tricky_names_survive():
         ("com.a.b", 'Quote " Backslash \\ <b>&amp;</b> = \u2028 line', "Dév 🚀"),
         ("com.a.c", "Before you continue: unusual traffic at /sorry/", "consent.google.com"),
     ]
-    entries = play.parse(play_chart(), build_response(apps, "topselling_free", "GAME")).entries
+    entries = play.STORE.parse(
+        play_chart(), build_response(apps, "topselling_free", "GAME")
+    ).entries
     assert [(e.app_id, e.name, e.developer) for e in entries] == apps
 
 
 def test_missing_score_is_none():
     inner = build_inner(APPS, "topselling_free", "GAME")
     inner[0][1][0][28][0][1][0][4] = None
-    entries = play.parse(play_chart(), inner_body(inner)).entries
+    entries = play.STORE.parse(play_chart(), inner_body(inner)).entries
     assert [e.score for e in entries] == [4.263158, None, 4.263158]
 
 
@@ -209,7 +210,7 @@ def test_rejected_call():
     with raises(
         InvalidFeed, "Google Play rejected the request: the vyAe2 payload is null (error [3])"
     ):
-        play.parse(play_chart(), rejected_response())
+        play.STORE.parse(play_chart(), rejected_response())
 
 
 @pytest.mark.parametrize(
@@ -227,13 +228,13 @@ def test_rejected_call():
 )
 def test_missing_frame(body, message):
     with raises(InvalidFeed, message):
-        play.parse(play_chart(), body)
+        play.STORE.parse(play_chart(), body)
 
 
 def test_payload_that_is_not_json():
     body = frames_body([vyae2_frame("[[null,[[")])
     with raises(InvalidFeed, "the vyAe2 payload is not valid JSON"):
-        play.parse(play_chart(), body)
+        play.STORE.parse(play_chart(), body)
 
 
 def test_empty_chart():
@@ -242,17 +243,17 @@ def test_empty_chart():
         " (inner[0][1] is null)"
     )
     with raises(InvalidFeed, message):
-        play.parse(play_chart(), empty_chart_response("topselling_free", "GAME"))
+        play.STORE.parse(play_chart(), empty_chart_response("topselling_free", "GAME"))
 
 
 def test_chart_with_no_entries():
     with raises(InvalidFeed, "the chart is empty: Google Play listed no apps in topselling_free"):
-        play.parse(play_chart(), build_response([], "topselling_free", "GAME"))
+        play.STORE.parse(play_chart(), build_response([], "topselling_free", "GAME"))
 
 
 def test_rate_limited():
     with raises(RateLimited, "rate limited: Google Play answered with a PlayGatewayError"):
-        play.parse(play_chart(), rate_limited_response())
+        play.STORE.parse(play_chart(), rate_limited_response())
 
 
 @pytest.mark.parametrize(
@@ -265,7 +266,7 @@ def test_rate_limited():
 )
 def test_blocked(body, message):
     with raises(Blocked, message):
-        play.parse(play_chart(), body)
+        play.STORE.parse(play_chart(), body)
 
 
 def test_failures_are_fetch_errors_but_not_all_invalid_feeds():
@@ -276,7 +277,7 @@ def test_failures_are_fetch_errors_but_not_all_invalid_feeds():
 def test_drifted_entries_path():
     message = "structure drifted: inner[0][1][0][28][0] breaks at [0], inner[0][1][0][28] is null"
     with raises(InvalidFeed, message):
-        play.parse(play_chart(), drifted_response(APPS, "topselling_free", "GAME"))
+        play.STORE.parse(play_chart(), drifted_response(APPS, "topselling_free", "GAME"))
 
 
 @pytest.mark.parametrize(
@@ -295,7 +296,7 @@ def test_drifted_structure_names_the_broken_step(path, value, message):
         parent = parent[index]
     parent[path[-1]] = value
     with raises(InvalidFeed, "structure drifted: " + message):
-        play.parse(play_chart(), inner_body(inner))
+        play.STORE.parse(play_chart(), inner_body(inner))
 
 
 def test_drifted_entry_names_its_rank_and_step():
@@ -303,7 +304,7 @@ def test_drifted_entry_names_its_rank_and_step():
     inner[0][1][0][28][0][1] = [[None, None, None, "Title"]]
     message = "entry at rank 2: structure drifted: e[0][0][0] breaks at [0], e[0][0] is null"
     with raises(InvalidFeed, message):
-        play.parse(play_chart(), inner_body(inner))
+        play.STORE.parse(play_chart(), inner_body(inner))
 
 
 @pytest.mark.parametrize(
@@ -334,20 +335,20 @@ def test_drifted_entry_names_its_rank_and_step():
 def test_bad_entries(app, message):
     body = build_response([APPS[0], app, APPS[2]], "topselling_free", "GAME")
     with raises(InvalidFeed, message):
-        play.parse(play_chart(), body)
+        play.STORE.parse(play_chart(), body)
 
 
 def test_duplicate_app():
     body = build_response([*APPS, APPS[1]], "topselling_free", "GAME")
     with raises(InvalidFeed, "app com.example.app2 appears twice, at ranks 2 and 4"):
-        check_listing(play_chart(), play.parse(play_chart(), body))
+        check_listing(play_chart(), play.STORE.parse(play_chart(), body))
 
 
 def test_too_many_entries():
     body = build_response(sample_apps(11), "topselling_free", "GAME")
     req = play_chart(depth=10)
     with raises(InvalidFeed, "asked for at most 10 entries, got 11"):
-        check_listing(req, play.parse(req, body))
+        check_listing(req, play.STORE.parse(req, body))
 
 
 def test_built_entry_keeps_the_real_shape():
@@ -360,5 +361,5 @@ def test_built_entry_keeps_the_real_shape():
 def test_an_app_named_like_the_rate_limit_error_is_just_an_app():
     apps = [("com.example.gateway", "PlayGatewayError Simulator", "Dev"), *APPS[1:]]
     body = build_response(apps, "topselling_free", "GAME")
-    names = [e.name for e in play.parse(play_chart(), body).entries]
+    names = [e.name for e in play.STORE.parse(play_chart(), body).entries]
     assert names[0] == "PlayGatewayError Simulator"

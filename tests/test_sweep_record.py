@@ -10,10 +10,10 @@ import sqlite3
 import pytest
 
 from conftest import wait_for
-from helpers import query
+from helpers import query, settings_at
 from monitor import collector, schema, selection, storage
-from monitor.config import ChartSpec, Endpoints, Settings
-from monitor.reference import apple_storefronts
+from monitor.config import ChartSpec
+from monitor.reference import storefronts_175
 from monitor.sources import apple
 
 
@@ -43,7 +43,7 @@ def every_chart_has_one_row(db, sweep_id=1):
         "SELECT country FROM fetches f JOIN attempts t ON t.id = f.id WHERE t.sweep_id = ?",
         (sweep_id,),
     )
-    return sorted(cc for (cc,) in rows) == sorted(apple_storefronts())
+    return sorted(cc for (cc,) in rows) == sorted(storefronts_175())
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -72,8 +72,7 @@ def test_a_signal_stops_collect_and_the_record_says_so(
 
 
 def sweep_in_process(db, stand_in):
-    settings = Settings(Endpoints(stand_in.url, stand_in.url, stand_in.url))
-    return collector.sweep(db, selection.requests_for(ChartSpec()), settings)
+    return collector.sweep(db, selection.requests_for(ChartSpec()), settings_at(stand_in.url))
 
 
 def test_a_full_disk_fails_the_sweep_plainly_and_the_next_one_works(tmp_path, stand_in):
@@ -123,14 +122,14 @@ def test_charts_without_room_for_their_row_are_counted_in_the_reason(tmp_path, s
 
 
 def test_an_unforeseen_error_in_one_chart_fails_that_chart_only(tmp_path, stand_in, monkeypatch):
-    parse = apple.parse
+    parse = apple.AppStore.parse
 
-    def parse_or_break(req, body):
+    def parse_or_break(store, req, body):
         if req.country == "jp":
             raise MemoryError("no memory left for this one")
-        return parse(req, body)
+        return parse(store, req, body)
 
-    monkeypatch.setattr(apple, "parse", parse_or_break)
+    monkeypatch.setattr(apple.AppStore, "parse", parse_or_break)
     db = schema.open_db(tmp_path / "r.db")
     report = sweep_in_process(db, stand_in)
     assert (report.status, report.ok, report.failed) == ("finished", 174, 1)

@@ -1,7 +1,6 @@
-"""Reference tables shipped with monitor: storefronts and genre ids, per store.
+"""Reference tables shipped with monitor: storefronts, genre ids and ISO country codes.
 
-Google Play publishes no list of the countries its charts serve. Its storefronts here are
-the 175 App Store storefronts less mainland China (cn), where Google Play does not operate.
+Each store module picks the tables that describe it (``monitor/sources/``).
 """
 
 from __future__ import annotations
@@ -9,8 +8,6 @@ from __future__ import annotations
 import csv
 from functools import cache
 from importlib.resources import files
-
-PLAY_UNAVAILABLE = frozenset({"cn"})
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
@@ -20,13 +17,13 @@ def _read_tsv(name: str) -> list[dict[str, str]]:
 
 
 @cache
-def apple_storefronts() -> dict[str, str]:
+def storefronts_175() -> dict[str, str]:
     """Return the 175 App Store storefronts as {code: name}, in code order."""
     return {row["code"]: row["name"] for row in _read_tsv("storefronts_175.tsv")}
 
 
 @cache
-def apple_genres() -> dict[str, str]:
+def ios_genres() -> dict[str, str]:
     """Return the iOS genre ids as {id: name}."""
     return {row["genre_id"]: row["name"] for row in _read_tsv("ios_genres.tsv")}
 
@@ -41,16 +38,3 @@ def play_categories() -> dict[str, str]:
 def iso_numeric() -> list[dict[str, str]]:
     """Return ISO 3166-1 rows: lowercase alpha-2 ``code``, ``numeric`` code and ``name``."""
     return _read_tsv("iso_numeric.tsv")
-
-
-def storefronts(store: str) -> dict[str, str]:
-    """Return a store's default storefronts as {code: name}."""
-    apple = apple_storefronts()
-    if store == "play":
-        return {code: name for code, name in apple.items() if code not in PLAY_UNAVAILABLE}
-    return apple
-
-
-def genres(store: str) -> dict[str, str]:
-    """Return a store's genre (category) ids as {id: name}."""
-    return play_categories() if store == "play" else apple_genres()

@@ -9,20 +9,27 @@ those come from the legacy feed, which has been seen ignoring ``limit`` and
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import httpx
 
 from monitor.charts import ChartRequest, Entry, Listing
-from monitor.config import Endpoints
+from monitor.config import FetchPolicy
 from monitor.errors import InvalidFeed
+from monitor.reference import ios_genres, storefronts_175
 from monitor.sources.payload import decode_json, dig, text_or_none, utc_iso
+from monitor.sources.store import Endpoint, Endpoints, Store
 
-MAX_DEPTH = 100
+RSS = Endpoint("apple_rss_url", "https://rss.marketingtools.apple.com", "Apple RSS v2")
+ITUNES = Endpoint("itunes_url", "https://itunes.apple.com", "iTunes legacy RSS")
+DEVICES = ("iphone", "ipad")
 _V2_CHARTS = {"top-free", "top-paid"}
 _LEGACY_FEEDS = {
     ("top-free", "iphone"): "topfreeapplications",
@@ -42,25 +49,61 @@ def uses_v2(req: ChartRequest) -> bool:
     return req.device == "iphone" and req.genre is None and req.chart in _V2_CHARTS
 
 
-def http_request(
-    client: httpx.AsyncClient, req: ChartRequest, endpoints: Endpoints
-) -> httpx.Request:
-    """Build the GET request for one chart, with the client's headers."""
-    if uses_v2(req):
-        base = endpoints.apple_rss.rstrip("/")
-        url = f"{base}/api/v2/{req.country}/apps/{req.chart}/{req.depth}/apps.json"
-    else:
-        base = endpoints.itunes.rstrip("/")
-        genre = f"/genre={req.genre}" if req.genre else ""
-        feed = _LEGACY_FEEDS[(req.chart, req.device or "iphone")]
-        url = f"{base}/{req.country}/rss/{feed}/limit={req.depth}{genre}/json"
-    return client.build_request("GET", url)
+class AppStore:
+    """The App Store: its charts answer concurrent requests, --concurrency at a time."""
+
+    name = "apple"
+    title = "App Store"
+    charts = ("top-free", "top-paid", "top-grossing")
+    devices = DEVICES
+    max_depth = 100
+    endpoints = (RSS, ITUNES)
+    genre_example = "6014 (Games)"
+
+    def storefronts(self) -> Mapping[str, str]:
+        """Return the 175 storefronts."""
+        return storefronts_175()
+
+    def categories(self) -> Mapping[str, str]:
+        """Return the iOS genre ids."""
+        return ios_genres()
+
+    def category(self, text: str) -> str:
+        """Return a genre id as given: ids are numbers."""
+        return text
+
+    def gate(self, policy: FetchPolicy) -> AbstractAsyncContextManager[Any]:
+        """Let --concurrency requests be in flight at once."""
+        return asyncio.Semaphore(policy.concurrency)
+
+    def http_request(
+        self, client: httpx.AsyncClient, req: ChartRequest, endpoints: Endpoints
+    ) -> httpx.Request:
+        """Build the GET request for one chart, from RSS v2 where it serves the chart."""
+        if uses_v2(req):
+            base = endpoints[RSS.key].rstrip("/")
+            url = f"{base}/api/v2/{req.country}/apps/{req.chart}/{req.depth}/apps.json"
+        else:
+            base = endpoints[ITUNES.key].rstrip("/")
+            genre = f"/genre={req.genre}" if req.genre else ""
+            url = f"{base}/{req.country}/rss/{_legacy_feed(req)}/limit={req.depth}{genre}/json"
+        return client.build_request("GET", url)
+
+    def parse(self, req: ChartRequest, body: bytes) -> Listing:
+        """Parse one chart response, checking that it is the chart that was asked for."""
+        data = decode_json(body)
+        return parse_v2(req, data) if uses_v2(req) else parse_legacy(req, data)
+
+    def app_url(self, app_id: str, country: str | None) -> str:
+        """Return the app's page on apps.apple.com (the US storefront's by default)."""
+        return f"https://apps.apple.com/{quote(country or 'us')}/app/id{quote(app_id)}"
 
 
-def parse(req: ChartRequest, body: bytes) -> Listing:
-    """Parse one chart response, checking that it is the chart that was asked for."""
-    data = decode_json(body)
-    return parse_v2(req, data) if uses_v2(req) else parse_legacy(req, data)
+STORE: Store = AppStore()
+
+
+def _legacy_feed(req: ChartRequest) -> str:
+    return _LEGACY_FEEDS[(req.chart, req.device or DEVICES[0])]
 
 
 def parse_v2(req: ChartRequest, data: Any) -> Listing:
@@ -142,7 +185,7 @@ def _check_self_link(req: ChartRequest, feed: dict[str, Any]) -> None:
     if match is None:
         return
     country, feed_name, params = match.groups()
-    expected = _LEGACY_FEEDS[(req.chart, req.device or "iphone")]
+    expected = _legacy_feed(req)
     if (country, feed_name) != (req.country, expected):
         raise InvalidFeed(
             f"asked for {expected} in {req.country!r}, feed is {feed_name} in {country!r}"

@@ -16,18 +16,27 @@ import base64
 import copy
 import json
 import re
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from functools import cache
 from importlib.resources import files
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from monitor.charts import ChartRequest, Entry, Listing
-from monitor.config import Endpoints
+from monitor.config import FetchPolicy
 from monitor.errors import Blocked, Drifted, InvalidFeed, RateLimited
+from monitor.http import Pacer
+from monitor.reference import play_categories, storefronts_175
 from monitor.sources.payload import dig, loads, text_or_none
+from monitor.sources.store import Endpoint, Endpoints, Store
 
-MAX_DEPTH = 200
+BASE = Endpoint("play_url", "https://play.google.com", "Google Play")
+# Google Play publishes no list of the countries its charts serve: its storefronts are
+# the 175 App Store storefronts but mainland China (cn), where Google Play does not operate.
+UNAVAILABLE = frozenset({"cn"})
 RPC_ID = "vyAe2"
 COLLECTIONS = {
     "top-free": "topselling_free",
@@ -89,13 +98,52 @@ def request_form(req: ChartRequest) -> str:
     return json.dumps([[[RPC_ID, inner, None, "generic"]]], separators=(",", ":"))
 
 
-def http_request(
-    client: httpx.AsyncClient, req: ChartRequest, endpoints: Endpoints
-) -> httpx.Request:
-    """Build the batchexecute POST for one chart, with the client's headers."""
-    url = f"{endpoints.play.rstrip('/')}/_/PlayStoreUi/data/batchexecute"
-    params = {"rpcids": RPC_ID, "source-path": "/store/apps", "hl": "en", "gl": req.country}
-    return client.build_request("POST", url, params=params, data={"f.req": request_form(req)})
+class GooglePlay:
+    """Google Play: one request at a time, --play-interval apart; no devices."""
+
+    name = "play"
+    title = "Google Play"
+    charts = tuple(COLLECTIONS)
+    devices = ()
+    max_depth = 200
+    endpoints = (BASE,)
+    genre_example = "GAME (Games)"
+
+    def storefronts(self) -> Mapping[str, str]:
+        """Return the App Store's storefronts but those where Google Play does not operate."""
+        return {cc: name for cc, name in storefronts_175().items() if cc not in UNAVAILABLE}
+
+    def categories(self) -> Mapping[str, str]:
+        """Return the Google Play category ids."""
+        return play_categories()
+
+    def category(self, text: str) -> str:
+        """Return a category id in capitals, as Google Play writes them (GAME_ACTION)."""
+        return text.upper()
+
+    def gate(self, policy: FetchPolicy) -> AbstractAsyncContextManager[Any]:
+        """Let one request through at a time, --play-interval apart."""
+        return Pacer(policy.play_interval)
+
+    def http_request(
+        self, client: httpx.AsyncClient, req: ChartRequest, endpoints: Endpoints
+    ) -> httpx.Request:
+        """Build the batchexecute POST for one chart, with the client's headers."""
+        url = f"{endpoints[BASE.key].rstrip('/')}/_/PlayStoreUi/data/batchexecute"
+        params = {"rpcids": RPC_ID, "source-path": "/store/apps", "hl": "en", "gl": req.country}
+        return client.build_request("POST", url, params=params, data={"f.req": request_form(req)})
+
+    def parse(self, req: ChartRequest, body: bytes) -> Listing:
+        """Parse one chart response, checking that it is the chart that was asked for."""
+        return parse(req, body)
+
+    def app_url(self, app_id: str, country: str | None) -> str:
+        """Return the app's page on play.google.com, in a storefront where one is known."""
+        gl = f"&gl={quote(country)}" if country else ""
+        return f"https://play.google.com/store/apps/details?id={quote(app_id)}{gl}"
+
+
+STORE: Store = GooglePlay()
 
 
 def parse(req: ChartRequest, body: bytes) -> Listing:
