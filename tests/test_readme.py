@@ -4,19 +4,54 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 from pathlib import Path
 
+import pytest
+
 import scenario
+from conftest import wait_for
+from helpers import count
+from monitor.settings import SETTINGS
 
 README = Path(__file__).parent.parent / "README.md"
 
 
+# What differs from one run to the next, in the README's examples as in a run: the
+# stand-in's port (not port 9, where nothing listens on purpose), the clock, the seconds a
+# sweep took, the database's path and size, and how far a sweep got before a signal.
+VOLATILE = (
+    (re.compile(r"127\.0\.0\.1:\d{4,5}"), "127.0.0.1:PORT"),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), "TIME"),
+    (re.compile(r" in \d+\.\ds$"), " in SECONDS"),
+    (re.compile(r"^\S+: [\d.]+ MB, "), "DB: SIZE, "),
+)
+STOPPED = re.compile(r"^sweep \d+ stopped ")
+
+
 def example(command: str) -> list[str]:
     """Return the lines the README shows under ``$ monitor COMMAND`` ('...' elides)."""
+    return session(command)[0]
+
+
+def session(command: str) -> list[list[str]]:
+    """Return what the README shows after each ``$ monitor`` line of the block that
+    begins with ``$ monitor COMMAND``."""
     text = README.read_text(encoding="utf-8")
     block = re.search(rf"^\$ monitor {re.escape(command)}\n(.*?)^```", text, re.M | re.S)
     assert block, f"no example of 'monitor {command}' in the README"
-    return block.group(1).splitlines()
+    parts = re.split(r"^\$ monitor .*\n", block.group(1), flags=re.M)
+    return [[line for line in part.splitlines() if line] for part in parts]
+
+
+def normalised(lines: list[str]) -> list[str]:
+    """Replace what differs from run to run (VOLATILE) with placeholders."""
+    done = []
+    for line in lines:
+        for pattern, placeholder in VOLATILE:
+            line = pattern.sub(placeholder, line)
+        done.append(re.sub(r"\d[\d,]*", "N", line) if STOPPED.match(line) else line)
+    return done
 
 
 def in_order(shown: list[str], printed: list[str]) -> list[str]:
@@ -45,3 +80,45 @@ def test_a_line_the_claim_does_not_print_is_caught(run_monitor, db_path):
     result = run_monitor("claim", "deepseek - ai", "--at", "2025-01-27T09:00:00Z")
     stale = "  us          1  2025-01-27T09:00:00Z  2025-01-26T08:00:00Z  25h, 2025-01-26T08:00:00Z"
     assert in_order([stale], result.stdout.splitlines()) == [stale]
+
+
+def printed(result) -> list[str]:
+    """What a command printed, its errors first as a terminal shows them."""
+    return normalised((result.stderr + result.stdout).splitlines())
+
+
+def test_the_collect_examples_are_what_collect_prints(run_monitor, spawn_monitor, stand_in):
+    shown = [normalised(lines) for lines in session("collect")]
+    stand_in.faults = {"jp": "500"}
+    first = run_monitor("collect")
+    assert first.returncode == 1, first.stderr
+    stand_in.delay = 0.1  # time to stop the second sweep half way
+    second = spawn_monitor("collect")
+    wait_for(lambda: count(run_monitor.db, "SELECT COUNT(*) FROM snapshots") >= 200, 60, "charts")
+    second.send_signal(signal.SIGINT)
+    out, err = second.communicate(timeout=30)
+    assert second.returncode == 130, err
+    stand_in.delay = 0
+    third = run_monitor("collect")
+    runs = [printed(first), normalised((err + out).splitlines()), printed(third)]
+    assert runs == shown
+
+
+def test_the_status_example_is_what_status_prints(run_monitor, stand_in):
+    shown = example("status --sweeps 3")
+    stand_in.faults = {"jp": "500", "kr": "500", "de": "duplicate"}
+    assert run_monitor("collect").returncode == 1
+    assert run_monitor("collect", "--store", "play", "--country", "us,gb,jp").returncode == 1
+    nowhere = ("--play-url", "http://127.0.0.1:9", "--retries", "0")
+    assert run_monitor("collect", "--store", "play", "--country", "us,gb,jp", *nowhere).returncode
+    result = run_monitor("status", "--sweeps", "3")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line]
+    assert normalised(lines) == normalised(shown)
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.envvar], ids=lambda s: s.key)
+def test_the_variables_table_is_the_settings(setting):
+    row = f"| `{setting.envvar}` | "
+    (line,) = [line for line in README.read_text().splitlines() if line.startswith(row)]
+    assert f"(`{setting.key}`)" in line and line.endswith(f"| `{setting.default}` |")
