@@ -25,6 +25,7 @@ VOLATILE = (
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), "TIME"),
     (re.compile(r" in \d+\.\ds$"), " in SECONDS"),
     (re.compile(r"^\S+: [\d.]+ MB, "), "DB: SIZE, "),
+    (re.compile(r"^backed up [\d.]+ MB "), "backed up SIZE "),
 )
 STOPPED = re.compile(r"^sweep \d+ stopped ")
 
@@ -115,6 +116,16 @@ def test_the_status_example_is_what_status_prints(run_monitor, stand_in):
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line]
     assert normalised(lines) == normalised(shown)
+
+
+def test_the_backup_example_is_what_backup_prints(run_monitor, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the example's relative paths lie
+    (tmp_path / "backups").mkdir()
+    db = ("--db", "data/rankings.db")
+    assert run_monitor("collect", *db).returncode == 0
+    result = run_monitor("backup", "backups/final.db", *db)
+    assert result.returncode == 0, result.stderr
+    assert printed(result) == normalised(example("backup backups/final.db"))
 
 
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.envvar], ids=lambda s: s.key)
