@@ -12,7 +12,7 @@ from typing import Any
 
 from monitor import queries
 from monitor.reference import iso_numeric
-from monitor.sources import CHARTS, DEVICES
+from monitor.sources import CHARTS, DEVICES, STORES
 
 SLUG = "app"
 STATIC = Path(__file__).parent / "static"
@@ -70,7 +70,7 @@ def _filters() -> dict[str, Any]:
             "default": "top-free",
         },
         "device": {
-            "name": "Device (stores with devices)",
+            "name": f"Device ({', '.join(s.title for s in STORES.values() if s.devices)})",
             "type": "select",
             "options": list(DEVICES),
             "default": DEVICES[0],

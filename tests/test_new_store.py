@@ -200,6 +200,22 @@ def test_the_help_and_the_lists_know_a_third_store(installed, tiny_server, tmp_p
     assert listed.stdout == "fr\tFrance\nus\tUnited States\n"
 
 
+@pytest.mark.parametrize(
+    ("target", "refusal"),
+    [
+        ("tiny_store:BASE", "tiny_store:BASE (monitor.stores tiny) is not a Store"),
+        ("monitor.sources.play:STORE", "monitor.sources.play:STORE names a store that exists"),
+    ],
+)
+def test_an_installed_entry_point_that_is_no_new_store_is_refused(installed, target, refusal):
+    (installed / "tiny_store-1.0.dist-info" / "entry_points.txt").write_text(
+        f"[monitor.stores]\ntiny = {target}\n"
+    )
+    result = monitor(installed, "http://127.0.0.1:9", installed / "r.db", "countries")
+    assert result.returncode == 1
+    assert refusal in result.stderr
+
+
 def mypy(path: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--follow-imports=silent", "--strict", str(path)],

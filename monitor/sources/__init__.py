@@ -9,18 +9,28 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
+from monitor.errors import MonitorError
 from monitor.sources import apple, play
 from monitor.sources.store import Endpoint, Store
 
+BUILT_IN: tuple[Store, ...] = (apple.STORE, play.STORE)
 ENTRY_POINTS = "monitor.stores"
 
 
 def _installed() -> list[Store]:
-    """Load the stores other packages provide, each a ``Store`` object."""
-    return [point.load() for point in entry_points(group=ENTRY_POINTS)]
+    """Load the stores other packages provide, refusing what is not a new Store."""
+    found: list[Store] = []
+    for point in entry_points(group=ENTRY_POINTS):
+        store = point.load()
+        if not isinstance(store, Store):
+            raise MonitorError(f"{point.value} ({ENTRY_POINTS} {point.name}) is not a Store")
+        if store.name in [s.name for s in (*BUILT_IN, *found)]:
+            raise MonitorError(f"{point.value} names a store that exists: {store.name}")
+        found.append(store)
+    return found
 
 
-STORES: dict[str, Store] = {store.name: store for store in (apple.STORE, play.STORE, *_installed())}
+STORES: dict[str, Store] = {store.name: store for store in (*BUILT_IN, *_installed())}
 DEFAULT_STORE = apple.STORE.name
 # Every chart kind some store serves, in the order people expect them.
 CHARTS = tuple(dict.fromkeys(chart for store in STORES.values() for chart in store.charts))

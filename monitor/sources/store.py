@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -37,6 +37,7 @@ class Endpoint:
         return f"MONITOR_{self.key.upper()}"
 
 
+@runtime_checkable
 class Store(Protocol):
     """One store's charts: what can be asked of it, how, and how to read its answers."""
 
