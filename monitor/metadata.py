@@ -102,6 +102,20 @@ TABLES: dict[str, dict[str, Any]] = {
             "icon_url": "The app's latest icon",
         },
     },
+    "storefronts": {
+        "description": (
+            "The 175 storefronts by name: join a country code to storefronts.code. "
+            "Google Play serves the same storefronts but China mainland (cn)."
+        ),
+        "label_column": "name",
+        "columns": {
+            "code": "ISO 3166-1 alpha-2, in lower case, as the country columns hold it",
+            "name": "The storefront's name, as Apple lists it",
+            "iso_name": "The country's English name in ISO 3166-1",
+            "iso_numeric": "ISO 3166-1 numeric code (Kosovo: 983, user-assigned)",
+            "apple_storefront_id": "Apple's storefront id (X-Apple-Store-Front), where known",
+        },
+    },
     "labels": {
         "description": "Every name and developer an app was shown under, in any storefront.",
         "label_column": "name",

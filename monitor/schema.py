@@ -19,6 +19,7 @@ from urllib.parse import quote
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from monitor import reference
 from monitor.errors import NotMonitorDatabase
 from monitor.locks import migration_lock
 from monitor.queries import covers
@@ -214,6 +215,16 @@ def m006_rankings_filter_indexes(db: Database) -> None:
     """Index every column the rankings view filters on, beyond those indexed already."""
     for name, target in RANKINGS_FILTER_INDEXES.items():
         db.execute(f"CREATE INDEX {name} ON {target}")
+
+
+@migrations()
+def m007_storefronts(db: Database) -> None:
+    """Publish the storefronts by name, for pages and SQL to join on country codes."""
+    db.table("storefronts").insert_all(
+        reference.storefront_rows(),
+        pk="code",
+        columns={"iso_name": str, "iso_numeric": str, "apple_storefront_id": int},
+    )
 
 
 def open_db(path: str | Path) -> Database:

@@ -22,6 +22,22 @@ def storefronts_175() -> dict[str, str]:
     return {row["code"]: row["name"] for row in _read_tsv("storefronts_175.tsv")}
 
 
+def storefront_rows() -> list[dict[str, str | int | None]]:
+    """Return each App Store storefront with what the tables know of it: its code and
+    name, its ISO 3166-1 English name and numeric code, and Apple's storefront id."""
+    iso = {row["code"]: row for row in iso_numeric()}
+    return [
+        {
+            "code": row["code"],
+            "name": row["name"],
+            "iso_name": iso.get(row["code"], {}).get("name"),
+            "iso_numeric": iso.get(row["code"], {}).get("numeric"),
+            "apple_storefront_id": int(row["storefront_id"]) if row["storefront_id"] else None,
+        }
+        for row in _read_tsv("storefronts_175.tsv")
+    ]
+
+
 @cache
 def ios_genres() -> dict[str, str]:
     """Return the iOS genre ids as {id: name}."""
