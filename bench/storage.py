@@ -174,23 +174,39 @@ def write_both(
     naive = sqlite3.connect(naive_db)
     naive.execute(f"CREATE TABLE rankings ({', '.join(c + ' TEXT' for c in NAIVE_COLUMNS)})")
     insert = f"INSERT INTO rankings VALUES ({', '.join('?' * len(NAIVE_COLUMNS))})"
-    written, sweep, last_hour = Written(), 0, -1
+    written, sweep, last_hour, last = Written(), 0, -1, None
     for snapshot, (hour, result) in enumerate(observations(days, countries, seed), 1):
         clock = time.perf_counter()
         if hour != last_hour:
+            if last:
+                finish(db, sweep, last.fetched_at)
             sweep, last_hour = storage.begin_sweep(db, result.started_at), hour
             progress(f"day {hour // 24 + 1}/{days}")
         storage.record(db, sweep, result)
+        last = result
         middle = time.perf_counter()
         naive.executemany(insert, naive_rows(snapshot, result))
         written.project_seconds += middle - clock
         written.naive_seconds += time.perf_counter() - middle
         written.observed += len(result.listing.entries) if result.listing else 0
+    if last:
+        finish(db, sweep, last.fetched_at)
     naive.commit()
     naive.close()
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     return written
+
+
+def finish(db, sweep: int, at: str) -> None:
+    """End a sweep as the collector does, with its counts, as it was when its last chart came."""
+    ok, failed, entries = db.execute(
+        "SELECT SUM(status = 'ok'), SUM(status = 'error'), "
+        "(SELECT coalesce(SUM(size), 0) FROM snapshots WHERE sweep_id = ?) "
+        "FROM attempts WHERE sweep_id = ?",
+        [sweep, sweep],
+    ).fetchone()
+    storage.finish_sweep(db, sweep, storage.SweepEnd(at, "finished", None, ok, failed, entries))
 
 
 def progress(message: str) -> None:

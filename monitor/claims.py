@@ -6,7 +6,7 @@ Built on the SQL in ``monitor.queries``, the same that Datasette's canned querie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
@@ -58,6 +58,8 @@ class ChartClaim:
     since: dict[str, str] = field(default_factory=dict)
     longest: dict[str, Span] = field(default_factory=dict)
     peak: tuple[int, str] | None = None
+    names: dict[str, str] = field(default_factory=dict)  # the storefronts' names
+    notes: dict[str, str] = field(default_factory=dict)  # where a later fetch failed
 
     def within(self, depth: int) -> list[str]:
         """Return the sorted countries where the app ranks at depth or better."""
@@ -83,6 +85,8 @@ class ChartClaim:
             "observed": sorted(self.observed),
             **{band.key: self.within(band.depth) for band in queries.BANDS},
             "ranks": dict(sorted(self.ranks.items())),
+            "country_names": dict(sorted(self.names.items())),
+            "notes": dict(sorted(self.notes.items())),
             "not_observed": sorted(self.not_observed),
             "shallow": self.shallow(),
             "number_one_since": dict(sorted(self.since.items())),
@@ -115,10 +119,11 @@ class Claim:
         }
 
 
-def normalise_time(text: str | None) -> str:
-    """Read an ISO 8601 time (a naive one is UTC; none is now) as ``...Z`` text."""
+def answer_time(db: Database, text: str | None) -> str:
+    """Return the instant to answer for: text, read as ISO 8601 (a naive time is UTC);
+    none, the end of the latest complete sweep, as the published queries take it."""
     if not text:
-        return utc_iso(datetime.now(UTC))
+        return str(db.execute(queries.AT, {"at": ""}).fetchone()[0])
     try:
         return utc_iso(datetime.fromisoformat(text))
     except ValueError:
@@ -127,12 +132,8 @@ def normalise_time(text: str | None) -> str:
 
 def find_app(db: Database, query: str) -> App:
     """Find the one app whose id is query, or one of whose names contains it."""
-    folded = query.casefold()
-    pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    db.conn.create_function("casefold", 1, str.casefold, deterministic=True)
-    rows = list(db.query(queries.FIND_APP, {"query": query, "pattern": pattern}))
-    exact = [row for row in rows if row["app_id"] == query]
-    matches = exact or rows
+    queries.prepare(db.conn)
+    matches = list(db.query(queries.FIND_APP, {"app": query}))
     if not matches:
         raise AppNotFound(f"no app has the id {query!r} or a name containing it")
     if len(matches) > 1:
@@ -143,6 +144,7 @@ def find_app(db: Database, query: str) -> App:
 
 def claim(db: Database, app: App, at: str, max_age: float = queries.MAX_AGE_SECONDS) -> Claim:
     """Say, per chart, where app ranks at time at, with coverage and its runs at No. 1."""
+    queries.prepare(db.conn)
     params = {"app": app.app_id, "at": at, "max_age": int(max_age)}
     charts: dict[ChartKey, ChartClaim] = {}
     at_snapshot: dict[tuple[ChartKey, str], int] = {}
@@ -151,6 +153,9 @@ def claim(db: Database, app: App, at: str, max_age: float = queries.MAX_AGE_SECO
             continue
         key = (row["store"], row["chart"], row["device"], row["genre"])
         chart = charts.setdefault(key, ChartClaim(key))
+        chart.names[row["country"]] = row["country_name"] or row["country"]
+        if row["note"]:
+            chart.notes[row["country"]] = row["note"]
         if row["coverage"] != "observed":
             chart.not_observed.append(row["country"])
             continue
@@ -218,6 +223,8 @@ def _describe_chart(chart: ChartClaim) -> list[str]:
         lines.append(f"  {band.label} in {len(countries)}: {', '.join(countries) or '-'}")
     if chart.not_observed:
         lines.append(f"  Not observed: {', '.join(sorted(chart.not_observed))}")
+    for country, note in sorted(chart.notes.items()):
+        lines.append(f"  {country}: {note}")
     if chart.shallow():
         listed = ", ".join(f"{cc} (top {depth})" for cc, depth in chart.shallow().items())
         lines.append(f"  Observed less than {queries.TOP_100.depth} deep: {listed}")
@@ -225,14 +232,15 @@ def _describe_chart(chart: ChartClaim) -> list[str]:
         lines.append(f"  Peak at No. 1: {chart.peak[0]} countries, in the sweep of {chart.peak[1]}")
     if chart.ranks:
         lines.append(
-            f"\n  {'country':8} {'rank':>4}  {'observed at':20}  {'No. 1 since':20}  "
+            f"\n  {'country':24} {'rank':>4}  {'observed at':20}  {'No. 1 since':20}  "
             "longest run at No. 1"
         )
     for country, rank in sorted(chart.ranks.items(), key=lambda item: (item[1], item[0])):
         span = chart.longest.get(country)
         longest = f"{span.hours:g}h, {span.first_at} to {span.last_at}" if span else "-"
+        named = f"{country} {chart.names[country]}"[:24]
         lines.append(
-            f"  {country:8} {rank:>4}  {chart.observed_at[country]:20}  "
+            f"  {named:24} {rank:>4}  {chart.observed_at[country]:20}  "
             f"{chart.since.get(country, '-'):20}  {longest}"
         )
     return lines

@@ -402,7 +402,11 @@ def _configure_logging(level: str) -> None:
 
 @cli.command()
 @click.argument("app")
-@click.option("--at", metavar="TIME", help="When, in ISO 8601 (default: now); naive is UTC.")
+@click.option(
+    "--at",
+    metavar="TIME",
+    help="When, in ISO 8601; naive is UTC (default: the end of the latest complete sweep).",
+)
 @click.option(
     "--max-age",
     type=Duration,
@@ -422,7 +426,7 @@ def claim(app: str, at: str | None, max_age: float, as_json: bool, db: str) -> N
     database = open_existing(db)
     try:
         found = claims.find_app(database, app)
-        result = claims.claim(database, found, claims.normalise_time(at), max_age)
+        result = claims.claim(database, found, claims.answer_time(database, at), max_age)
     except UsageError as error:
         raise Refused(printable(str(error))) from None
     finally:

@@ -14,7 +14,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response, asgi_static
 from markupsafe import Markup
 
-from monitor import datasette_leaks, readers
+from monitor import datasette_leaks, queries, readers
 from monitor.dashboard import STATIC, STATIC_URL
 from monitor.health import DEFAULT_MAX_AGE, read_health
 from monitor.metrics import CONTENT_TYPE, exposition
@@ -34,6 +34,7 @@ def prepare_connection(conn: sqlite3.Connection, datasette: Any) -> None:
     """Bound what any query on a connection Datasette opens can cost (monitor.readers)."""
     _OPENED.setdefault(datasette, []).append(conn)
     readers.bound(conn, public=bool((datasette.plugin_config("monitor") or {}).get("public")))
+    queries.prepare(conn)
 
 
 def close_connections(datasette: Any) -> None:
@@ -74,7 +75,8 @@ async def metrics_page(datasette: Any) -> Response:
 def render_cell(
     row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any
 ) -> Markup | None:
-    """Render icons, app names and observation ids; leave every other cell to Datasette."""
+    """Render icons, app names, canned queries' links and observation ids; leave every
+    other cell to Datasette."""
     keys = set(row.keys()) if hasattr(row, "keys") else set()
     if column in ("icon", "icon_url") and isinstance(value, str) and value.startswith("http"):
         return Markup('<img src="{}" alt="" width="32" height="32" loading="lazy">').format(value)
@@ -84,6 +86,9 @@ def render_cell(
             return None
         country = row["country"] if "country" in keys else None
         return Markup('<a href="{}">{}</a>').format(store.app_url(row["app_id"], country), value)
+    if column == "link" and table is None and isinstance(value, str) and value.startswith("?"):
+        # A canned query's link to the same question, by the app's id, pinned in time.
+        return Markup('<a href="{}">{}</a>').format(value, value)
     if column == "snapshot_id" and isinstance(value, int) and table != "snapshots":
         url = datasette.urls.table(database, "rankings") + f"?snapshot_id={value}"
         return Markup('<a href="{}">{}</a>').format(url, value)

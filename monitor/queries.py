@@ -8,6 +8,7 @@ never the same as *not ranked*. Times are text in ``YYYY-MM-DDTHH:MM:SSZ``; a bl
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 from monitor.sources import CHARTS, DEVICES
@@ -43,8 +44,34 @@ BANDS = (
 )
 NUMBER_ONE, TOP_10, TOP_100 = BANDS
 
-# Normalise :at to the stored format; SQLite reads ISO 8601, with or without "Z".
-_AT = "strftime('%Y-%m-%dT%H:%M:%SZ', coalesce(nullif(:at, ''), 'now'))"
+# The instant an answer is for: :at in the stored format (SQLite reads ISO 8601, with or
+# without "Z"), or, blank, the end of the latest complete sweep, so that a blank time
+# never answers from a sweep half done (now, before any sweep finished).
+_AT = """strftime('%Y-%m-%dT%H:%M:%SZ', coalesce(nullif(:at, ''),
+  (SELECT finished_at FROM sweeps WHERE status = 'finished' ORDER BY id DESC LIMIT 1), 'now'))"""
+AT = f"SELECT {_AT} AS at"
+
+
+def prepare(conn: sqlite3.Connection) -> None:
+    """Register what these queries call on a connection: casefold(), Python's."""
+    conn.create_function("casefold", 1, str.casefold, deterministic=True)
+
+
+# The apps :app means: the apps whose store id it is; else those one of whose names, in
+# any storefront and script, contains it, case-folded. casefold() is registered on every
+# connection that runs these (SQLite folds ASCII only); LIKE's wildcards in :app are
+# escaped, so that "50%" means those characters.
+_MATCHES = """matches AS MATERIALIZED (
+  SELECT a.id, a.store, a.app_id FROM apps a WHERE a.app_id = :app
+  UNION
+  SELECT a.id, a.store, a.app_id FROM apps a
+  WHERE trim(:app) != '' AND NOT EXISTS (SELECT 1 FROM apps WHERE app_id = :app) AND a.id IN (
+    SELECT al.app FROM labels l JOIN app_labels al ON al.label = l.id
+    WHERE casefold(l.name) LIKE '%' || replace(replace(replace(casefold(:app),
+      '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%' ESCAPE '\\')
+)"""
+# The app, where :app means exactly one.
+_TARGET = "target AS (SELECT * FROM matches WHERE (SELECT COUNT(*) FROM matches) = 1)"
 
 
 def covers(run: str, snapshot: str) -> str:
@@ -92,27 +119,106 @@ _CLAIM_LABEL = _RUN_IN_SNAPSHOT.format(row="seen", snapshot="snapshot_id", colum
 _CLAIM_NAME = f"(SELECT name FROM labels WHERE id = {_CLAIM_LABEL})"
 _RANK_BEFORE = _RUN_IN_SNAPSHOT.format(row="n", snapshot="before_id", column="r.rank")
 
-CLAIM = f"""WITH p AS (SELECT {_AT} AS at),
-target AS (SELECT id, store FROM apps WHERE app_id = :app),
-latest AS (
+# The latest failed fetch of chart l after its observation s and at or before p.at.
+_FAILED_SINCE = """(SELECT MAX(f.started_at) FROM attempts f
+     WHERE f.chart_id = l.chart_id AND f.status = 'error'
+       AND f.started_at > coalesce(s.fetched_at, '') AND f.started_at <= p.at)"""
+_SECONDS_BEFORE_AT = "CAST(round((julianday(p.at) - julianday(fetched_at)) * 86400) AS INTEGER)"
+
+
+# Per chart and storefront of the app's store: its rank at p.at in the latest observation,
+# which counts only when it is at most :max_age seconds old (fresh). An observation a later
+# fetch failed to renew is stale: it still counts, and says so.
+def _claim_rows(notes: bool = True) -> str:
+    """The rows of a claim; without notes, a shorter text for the dashboard's URLs."""
+    failed_at = f"{_FAILED_SINCE} AS failed_at" if notes else "NULL AS failed_at"
+    return f"""latest AS (
   SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country, t.id AS app,
-    {_LATEST_SNAPSHOT} AS snapshot_id
+    t.app_id, {_LATEST_SNAPSHOT} AS snapshot_id
   FROM charts c JOIN target t ON t.store = c.store, p
 ),
 seen AS (
-  SELECT l.*, s.fetched_at, s.depth, {within_max_age("s.fetched_at", "p.at")} AS fresh
+  SELECT l.*, s.fetched_at, s.depth, {within_max_age("s.fetched_at", "p.at")} AS fresh,
+    {failed_at}
   FROM latest l, p LEFT JOIN snapshots s ON s.id = l.snapshot_id
 )
-SELECT store, chart, device, genre, country,
+SELECT p.at, store, chart, device, genre, country, sf.name AS country_name,
   CASE WHEN fresh THEN {_CLAIM_RANK} END AS rank,
   CASE WHEN p.at IS NULL THEN 'invalid time: use YYYY-MM-DDTHH:MM:SSZ'
        WHEN fresh THEN 'observed' WHEN fetched_at IS NULL THEN 'never observed'
        ELSE 'not observed: too old' END AS coverage,
-  fetched_at AS observed_at, CASE WHEN fresh THEN depth END AS observed_depth,
-  snapshot_id, :app AS app_id,
-  CASE WHEN fresh THEN {_CLAIM_NAME} END AS app_name
-FROM seen, p
-ORDER BY store, chart, device, genre, rank IS NULL, rank, country"""
+  fetched_at AS observed_at, CASE WHEN fresh THEN {_SECONDS_BEFORE_AT} END AS age_seconds,
+  CASE WHEN failed_at IS NULL THEN NULL
+       WHEN fresh THEN 'stale: last fetch failed at ' || failed_at
+         || '; showing the observation of ' || fetched_at
+       ELSE 'last fetch failed at ' || failed_at END AS note,
+  CASE WHEN fresh THEN depth END AS observed_depth,
+  snapshot_id, app_id, CASE WHEN fresh THEN {_CLAIM_NAME} END AS app_name
+FROM seen, p LEFT JOIN storefronts sf ON sf.code = seen.country"""
+
+
+def for_one_app(rows: str, columns: tuple[str, ...], order: str) -> str:
+    """Answer for the one app :app means (rows, which reads ``target``), ordered.
+
+    Where :app means several apps, answer a row per candidate instead; where it means
+    none, a row saying so. Each row links to the same question asked by the app's id, at
+    the instant answered where the answer has one: a permalink. ``columns`` are the
+    names of rows' columns, among them ``note``, ``store``, ``app_id`` and ``app_name``.
+    """
+    candidate = {
+        "at": "p.at",
+        "store": "m.store",
+        "app_id": "m.app_id",
+        "app_name": _NAME_AT.format(app="m.id"),
+        "note": "'one of ' || (SELECT COUNT(*) FROM matches) || ' apps with a name containing "
+        "' || quote(:app) || ': ask for one by its id'",
+    }
+    none = {"at": "p.at", "note": "'no app has the id or a name containing ' || quote(:app)"}
+    pin = "|| '&at=' || p.at" if "at" in columns else ""
+    return f"""WITH p AS (SELECT {_AT} AS at),
+{_MATCHES},
+{_TARGET},
+answer AS (
+SELECT * FROM (WITH {rows})
+UNION ALL
+SELECT {", ".join(candidate.get(c, "NULL") + f" AS {c}" for c in columns)}
+FROM matches m, p WHERE (SELECT COUNT(*) FROM matches) > 1
+UNION ALL
+SELECT {", ".join(none.get(c, "NULL") + f" AS {c}" for c in columns)}
+FROM p WHERE NOT EXISTS (SELECT 1 FROM matches))
+SELECT answer.*, '?app=' || answer.app_id {pin} AS link FROM answer, p
+ORDER BY {order}, app_id"""
+
+
+_LATEST_NAME = """(SELECT l.name FROM runs r JOIN labels l ON l.id = r.label WHERE r.app = {app}
+   ORDER BY r.first_snapshot DESC LIMIT 1)"""
+# The name the app was last shown under at or before p.at, in any storefront.
+_NAME_AT = """(SELECT l.name FROM runs r JOIN labels l ON l.id = r.label
+     JOIN snapshots s ON s.id = r.first_snapshot
+   WHERE r.app = {app} AND s.fetched_at <= p.at ORDER BY r.first_snapshot DESC LIMIT 1)"""
+CLAIM_COLUMNS = (
+    "at",
+    "store",
+    "chart",
+    "device",
+    "genre",
+    "country",
+    "country_name",
+    "rank",
+    "coverage",
+    "observed_at",
+    "age_seconds",
+    "note",
+    "observed_depth",
+    "snapshot_id",
+    "app_id",
+    "app_name",
+)
+CLAIM = for_one_app(
+    _claim_rows(),
+    CLAIM_COLUMNS,
+    "store, chart, device, genre, rank IS NULL, rank, country",
+)
 
 TOP_CHART = f"""WITH p AS (SELECT {_AT} AS at),
 chart AS (
@@ -125,23 +231,44 @@ snap AS (
   WHERE s.chart_id = c.id AND s.fetched_at <= p.at AND {within_max_age("s.fetched_at", "p.at")}
   ORDER BY s.fetched_at DESC, s.id DESC LIMIT 1
 )
-SELECT r.rank, a.icon_url AS icon, l.name AS app_name, NULLIF(l.developer, '') AS developer,
+SELECT p.at, lower(:country) AS country,
+  (SELECT name FROM storefronts WHERE code = lower(:country)) AS country_name,
+  r.rank, a.icon_url AS icon, l.name AS app_name, NULLIF(l.developer, '') AS developer,
   a.store, a.app_id, snap.fetched_at AS observed_at, snap.id AS snapshot_id
-FROM snap
+FROM p, snap
 JOIN runs r ON r.chart_id = snap.chart_id AND {covers("r", "snap.id")}
 JOIN apps a ON a.id = r.app
 JOIN labels l ON l.id = r.label
 ORDER BY r.rank"""
 
-APP_HISTORY = f"""SELECT s.fetched_at, c.store, c.chart, c.device, c.genre, c.country, r.rank,
-  l.name AS app_name, s.id AS snapshot_id
-FROM apps a
-JOIN runs r ON r.app = a.id
-JOIN charts c ON c.id = r.chart_id
-JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}
-JOIN labels l ON l.id = r.label
-WHERE a.app_id = :app AND (nullif(:country, '') IS NULL OR c.country = lower(:country))
-ORDER BY s.fetched_at, c.store, c.chart, c.device, c.genre, c.country"""
+APP_HISTORY = for_one_app(
+    f"""h AS (
+  SELECT s.fetched_at, c.store, c.chart, c.device, c.genre, c.country, sf.name AS country_name,
+    r.rank, a.app_id, l.name AS app_name, s.id AS snapshot_id, NULL AS note
+  FROM target a
+  JOIN runs r ON r.app = a.id
+  JOIN charts c ON c.id = r.chart_id
+  JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}
+  JOIN labels l ON l.id = r.label
+  LEFT JOIN storefronts sf ON sf.code = c.country
+  WHERE nullif(:country, '') IS NULL OR c.country = lower(:country)
+) SELECT * FROM h""",
+    (
+        "fetched_at",
+        "store",
+        "chart",
+        "device",
+        "genre",
+        "country",
+        "country_name",
+        "rank",
+        "app_id",
+        "app_name",
+        "snapshot_id",
+        "note",
+    ),
+    "fetched_at, store, chart, device, genre, country",
+)
 
 NUMBER_ONES = f"""WITH p AS (SELECT {_AT} AS at),
 latest AS (
@@ -149,13 +276,15 @@ latest AS (
     {_LATEST_SNAPSHOT} AS snapshot_id
   FROM charts c, p
 )
-SELECT l.store, l.chart, l.device, l.genre, l.country, a.icon_url AS icon,
-  lb.name AS app_name, a.app_id, s.fetched_at AS observed_at, s.id AS snapshot_id
+SELECT p.at, l.store, l.chart, l.device, l.genre, l.country, sf.name AS country_name,
+  a.icon_url AS icon, lb.name AS app_name, a.app_id, s.fetched_at AS observed_at,
+  s.id AS snapshot_id
 FROM latest l, p
 JOIN snapshots s ON s.id = l.snapshot_id
 JOIN runs r ON r.chart_id = l.chart_id AND {covers("r", "s.id")} AND {NUMBER_ONE.holds("r.rank")}
 JOIN apps a ON a.id = r.app
 JOIN labels lb ON lb.id = r.label
+LEFT JOIN storefronts sf ON sf.code = l.country
 WHERE {within_max_age("s.fetched_at", "p.at")}
 ORDER BY l.store, l.chart, l.device, l.genre, l.country"""
 
@@ -205,21 +334,24 @@ WHERE t.sweep_id >= coalesce((SELECT MIN(id) FROM sweeps
 GROUP BY day, c.store, c.country
 ORDER BY day DESC, success_percent, c.store, c.country"""
 
+
 # An app's stretches at No. 1 up to :at, per chart and country: unbroken series of
 # observations with the app at No. 1. A stretch ends where an observation of the chart did
 # not have it at No. 1, or where the chart went unobserved for more than :max_age seconds,
 # since nothing is known of it then. A rename does not end a stretch. CROSS JOIN keeps the
 # app's runs first, as below.
-NUMBER_ONE_STRETCHES = f"""WITH p AS (SELECT {_AT} AS at),
+def _number_one_stretches(app: str) -> str:
+    """The stretches of the target app; app defines target, or is blank for a caller's."""
+    return f"""WITH p AS (SELECT {_AT} AS at),{app}
 points AS (
   SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
     s.id AS snapshot_id, s.fetched_at,
     {previous_snapshot("s")} AS previous_snapshot
-  FROM apps a
+  FROM target a
   CROSS JOIN runs r ON r.app = a.id AND {NUMBER_ONE.holds("r.rank")}
   JOIN charts c ON c.id = r.chart_id
   JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}, p
-  WHERE a.app_id = :app AND s.fetched_at <= p.at
+  WHERE s.fetched_at <= p.at
 ),
 marked AS (
   SELECT *, CASE WHEN previous_snapshot IS lag(snapshot_id) OVER win
@@ -238,30 +370,81 @@ FROM numbered
 GROUP BY chart_id, stretch
 ORDER BY store, chart, device, genre, country, first_at"""
 
+
 # How many countries had the app at No. 1 in each sweep, per chart, up to :at.
 # CROSS JOIN keeps the app's runs first: the runs at rank 1 of every app are many.
-NUMBER_ONE_PEAKS = f"""WITH p AS (SELECT {_AT} AS at)
+def _number_one_peaks(app: str) -> str:
+    """The peaks of the target app; app defines target, or is blank for a caller's."""
+    return f"""WITH p AS (SELECT {_AT} AS at){app}
 SELECT c.store, c.chart, c.device, c.genre, s.sweep_id, MIN(s.fetched_at) AS at,
   COUNT(*) AS countries
-FROM apps a
+FROM target a
 CROSS JOIN runs r ON r.app = a.id AND {NUMBER_ONE.holds("r.rank")}
 JOIN charts c ON c.id = r.chart_id
 JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}, p
-WHERE a.app_id = :app AND s.fetched_at <= p.at
+WHERE s.fetched_at <= p.at
 GROUP BY c.store, c.chart, c.device, c.genre, s.sweep_id
 ORDER BY c.store, c.chart, c.device, c.genre, countries DESC, s.sweep_id"""
 
-# Apps whose id is :query, or one of whose names, case-folded, matches the LIKE :pattern.
-# casefold() is a function the caller registers: SQLite folds ASCII only.
+
+# The app whose store id :app is: what `monitor claim` and the dashboard ask about.
+_BY_ID = "target AS (SELECT id, store, app_id FROM apps WHERE app_id = :app)"
+NUMBER_ONE_STRETCHES = _number_one_stretches(f"\n{_BY_ID},")
+NUMBER_ONE_PEAKS = _number_one_peaks(f",\n{_BY_ID}")
+
+# Per chart the app's store has: the counts of `monitor claim`, from the same rows, its
+# current stretches at No. 1 and its peak. No. 1 since: the start of the oldest stretch
+# at No. 1 that the observation answered from still continues.
+_SAME_CHART = (
+    "{a}.store = {b}.store AND {a}.chart = {b}.chart AND {a}.device IS {b}.device "
+    "AND {a}.genre IS {b}.genre"
+)
+_SUMMARY_ROWS = f"""cr AS MATERIALIZED (SELECT * FROM (WITH {_claim_rows()})),
+st AS MATERIALIZED (SELECT * FROM ({_number_one_stretches("")})),
+pk AS MATERIALIZED (SELECT * FROM ({_number_one_peaks("")}))
+SELECT MIN(cr.at) AS at, cr.store, cr.chart, cr.device, cr.genre,
+  {", ".join(f"SUM(coalesce({band.holds('cr.rank')}, 0)) AS {band.key}" for band in BANDS)},
+  SUM(cr.coverage = 'observed') AS observed, SUM(cr.coverage != 'observed') AS not_observed,
+  SUM(cr.coverage = 'observed' AND cr.note IS NOT NULL) AS stale,
+  (SELECT MIN(st.first_at) FROM st JOIN cr n ON {_SAME_CHART.format(a="n", b="st")}
+     AND n.country = st.country AND n.snapshot_id = st.last_snapshot
+     AND {NUMBER_ONE.holds("n.rank")}
+   WHERE {_SAME_CHART.format(a="st", b="cr")}) AS number_one_since,
+  (SELECT pk.countries FROM pk WHERE {_SAME_CHART.format(a="pk", b="cr")}
+   ORDER BY pk.countries DESC, pk.sweep_id LIMIT 1) AS peak_number_one,
+  (SELECT pk.at FROM pk WHERE {_SAME_CHART.format(a="pk", b="cr")}
+   ORDER BY pk.countries DESC, pk.sweep_id LIMIT 1) AS peak_at,
+  MIN(cr.app_id) AS app_id,
+  (SELECT {_NAME_AT.format(app="t.id")} FROM target t, p) AS app_name,
+  NULL AS note
+FROM cr GROUP BY cr.store, cr.chart, cr.device, cr.genre"""
+CLAIM_SUMMARY = for_one_app(
+    _SUMMARY_ROWS,
+    (
+        "at",
+        "store",
+        "chart",
+        "device",
+        "genre",
+        *(band.key for band in BANDS),
+        "observed",
+        "not_observed",
+        "stale",
+        "number_one_since",
+        "peak_number_one",
+        "peak_at",
+        "app_id",
+        "app_name",
+        "note",
+    ),
+    "store, chart, device, genre",
+)
+
+# The apps :app means, with the latest name of each, for `monitor claim` to choose from.
 FIND_LIMIT = 50
-FIND_APP = f"""SELECT a.store, a.app_id,
-  (SELECT l.name FROM runs r JOIN labels l ON l.id = r.label WHERE r.app = a.id
-   ORDER BY r.first_snapshot DESC LIMIT 1) AS name
-FROM apps a
-WHERE a.app_id = :query OR a.id IN (
-  SELECT al.app FROM labels l JOIN app_labels al ON al.label = l.id
-  WHERE casefold(l.name) LIKE :pattern ESCAPE '\\')
-ORDER BY a.app_id = :query DESC, a.store, a.app_id
+FIND_APP = f"""WITH {_MATCHES}
+SELECT m.store, m.app_id, {_LATEST_NAME.format(app="m.id")} AS name FROM matches m
+ORDER BY m.store, m.app_id
 LIMIT {FIND_LIMIT}"""
 
 
@@ -274,29 +457,45 @@ class Canned:
     sql: str
 
 
+_APP_AND_AT = (
+    "`app` is a store id or part of any name the app was shown under, in any storefront; "
+    "`at` is blank for the end of the latest complete sweep, and `link` pins the answer "
+    "to its instant."
+)
 CANNED = {
     "claim": Canned(
         "Where an app ranks at a time",
         "For every chart and country: the app's rank in the latest observation at or "
-        f"before `at` (blank for now), if that observation is at most {_HOURS} hours old. "
-        "'not observed' is not the same as 'not ranked'. `app` is the store's app id.",
+        f"before `at`, if that observation is at most {_HOURS} hours old; `note` says where "
+        "a later fetch failed. 'not observed' is not the same as 'not ranked'. " + _APP_AND_AT,
         with_max_age(CLAIM),
+    ),
+    "claim_summary": Canned(
+        "The headline: in how many countries an app ranks",
+        "Per chart: how many storefronts had the app at No. 1, in the top 10 and in the "
+        f"top 100 at `at`, how many were observed (fetched at most {_HOURS} hours before) "
+        "and not, how many of those answered from an observation a later fetch failed to "
+        "renew (stale), since when it has been No. 1, and its peak. " + _APP_AND_AT,
+        with_max_age(CLAIM_SUMMARY),
     ),
     "top_chart": Canned(
         "A chart as it stood at a time",
-        "The whole chart of a country at `at` (blank for now), from the latest observation "
-        f"at most {_HOURS} hours older. `chart`: {', '.join(CHARTS)}; `device`: "
-        f"{' or '.join(DEVICES)}, blank for a store without devices.",
+        "The whole chart of a country at `at` (blank: the end of the latest complete "
+        f"sweep), from the latest observation at most {_HOURS} hours older. "
+        f"`chart`: {', '.join(CHARTS)}; `device`: {' or '.join(DEVICES)}, blank for a "
+        "store without devices.",
         with_max_age(TOP_CHART),
     ),
     "app_history": Canned(
         "An app's rank over time",
-        "Every observation in which the app was ranked, in one country (blank for all).",
+        "Every observation in which the app was ranked, in one country (blank for all). "
+        "`app` is a store id or part of any name it was shown under.",
         APP_HISTORY,
     ),
     "number_ones": Canned(
         "The No. 1 app of every country",
-        f"For every chart and country observed within {_HOURS} hours of `at` (blank for now).",
+        f"For every chart and country observed within {_HOURS} hours of `at` (blank: the "
+        "end of the latest complete sweep).",
         with_max_age(NUMBER_ONES),
     ),
     "movers": Canned(
@@ -324,8 +523,13 @@ _SELECTED_CHART = (
     + "'))"
 )
 
-# CLAIM for the selected chart only: one row per country, observed or not.
-CLAIM_IN_CHART = f"SELECT * FROM ({CLAIM}) WHERE {_SELECTED_CHART.format(t='')}"
+# CLAIM's rows for the selected chart only, one per country, observed or not, for the app
+# whose id is :app. Its text goes in the URLs of the dashboard's data requests, which
+# servers cap at 8 KB: it leaves out the notes, and the search by name.
+CLAIM_IN_CHART = f"""WITH p AS (SELECT {_AT} AS at),
+{_BY_ID},
+{_claim_rows(notes=False)}
+WHERE {_SELECTED_CHART.format(t="")}"""
 
 # The app's rank in each observation of the selected chart, in the :days (blank for 7)
 # up to :at, in the :countries listed ("us,gb"; blank for the 5 where it ranks best at

@@ -156,7 +156,9 @@ def test_claim_table_for_people(db_path):
     assert "observed in 5 countries, not observed in 1" in result.output
     assert "No. 1 in 3: de, jp, us" in result.output
     assert "Peak at No. 1: 3 countries, in the sweep of 2025-01-26T08:00:00Z" in result.output
-    assert f"us          1  {scenario.T2}  {scenario.T2}  1h, {scenario.T0} to" in result.output
+    assert f"us United States            1  {scenario.T2}  {scenario.T2}  1h, {scenario.T0} to" in (
+        result.output
+    )
 
 
 @pytest.mark.parametrize(

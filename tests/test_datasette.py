@@ -34,8 +34,21 @@ def rows(ds, query, **params):
     return get(ds, f"/rankings/{query}.json?_shape=array&{args}").json()
 
 
-def test_every_canned_query_is_published():
-    assert set(CANNED) == {"claim", "top_chart", "app_history", "number_ones", "movers", "coverage"}
+def test_every_canned_query_is_published(ds):
+    published = set(ds.metadata("queries", database="rankings"))
+    assert (
+        published
+        == set(CANNED)
+        == {
+            "claim",
+            "claim_summary",
+            "top_chart",
+            "app_history",
+            "number_ones",
+            "movers",
+            "coverage",
+        }
+    )
 
 
 def test_claim_between_the_phases(ds):
