@@ -88,7 +88,8 @@ def render_cell(
         return Markup('<a href="{}">{}</a>').format(store.app_url(row["app_id"], country), value)
     if column == "link" and table is None and isinstance(value, str) and value.startswith("?"):
         # A canned query's link to the same question, by the app's id, pinned in time.
-        return Markup('<a href="{}">{}</a>').format(value, value)
+        text = "permalink" if "&at=" in value else "this app"
+        return Markup('<a href="{}">{}</a>').format(value, text)
     if column == "snapshot_id" and isinstance(value, int) and table != "snapshots":
         url = datasette.urls.table(database, "rankings") + f"?snapshot_id={value}"
         return Markup('<a href="{}">{}</a>').format(url, value)

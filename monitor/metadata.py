@@ -204,7 +204,13 @@ def metadata(
                 "description": "The whole history: query rankings and fetches.",
                 "tables": tables,
                 "queries": {
-                    name: {"title": q.title, "description": q.description, "sql": q.sql}
+                    # Their SQL is long: shown on request ("show" above the form).
+                    name: {
+                        "title": q.title,
+                        "description": q.description,
+                        "sql": q.sql,
+                        "hide_sql": True,
+                    }
                     for name, q in queries.CANNED.items()
                 },
             }

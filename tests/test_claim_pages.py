@@ -108,7 +108,7 @@ def test_a_name_several_apps_had_lists_them_with_links(ds):
     followed = get(ds, f"/rankings/claim_summary.json?_shape=array&{answer[1]['link'][1:]}")
     assert iphone_free(followed.json())[0]["number_one"] == 3
     page = get(ds, "/rankings/claim_summary?app=deepseek").text
-    assert '<a href="?app=1111111111&amp;at=' in page
+    assert f'<a href="?app=1111111111&amp;at={T4}">permalink</a>' in page
     assert "DeepSeek Helper &lt;b&gt;&amp;&lt;/b&gt;" in page
 
 
