@@ -88,7 +88,7 @@ def render_cell(
         return Markup('<a href="{}">{}</a>').format(store.app_url(row["app_id"], country), value)
     if column == "link" and table is None and isinstance(value, str) and value.startswith("?"):
         # A canned query's link to the same question, by the app's id, pinned in time.
-        text = "permalink" if "&at=" in value else "this app"
+        text = "next page" if "&page=" in value else "permalink" if "&at=" in value else "this app"
         return Markup('<a href="{}">{}</a>').format(value, text)
     if column == "snapshot_id" and isinstance(value, int) and table != "snapshots":
         url = datasette.urls.table(database, "rankings") + f"?snapshot_id={value}"

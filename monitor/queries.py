@@ -60,14 +60,15 @@ def prepare(conn: sqlite3.Connection) -> None:
 # The apps :app means: the apps whose store id it is; else those one of whose names, in
 # any storefront and script, contains it, case-folded. casefold() is registered on every
 # connection that runs these (SQLite folds ASCII only); LIKE's wildcards in :app are
-# escaped, so that "50%" means those characters.
+# escaped, so that "50%" means those characters. The name search's conditions that read no
+# table come first: SQLite tests them once, so that an id never scans the names.
 _MATCHES = """matches AS MATERIALIZED (
   SELECT a.id, a.store, a.app_id FROM apps a WHERE a.app_id = :app
   UNION
-  SELECT a.id, a.store, a.app_id FROM apps a
-  WHERE trim(:app) != '' AND NOT EXISTS (SELECT 1 FROM apps WHERE app_id = :app) AND a.id IN (
+  SELECT a.id, a.store, a.app_id FROM apps a WHERE a.id IN (
     SELECT al.app FROM labels l JOIN app_labels al ON al.label = l.id
-    WHERE casefold(l.name) LIKE '%' || replace(replace(replace(casefold(:app),
+    WHERE trim(:app) != '' AND NOT EXISTS (SELECT 1 FROM apps WHERE app_id = :app)
+      AND casefold(l.name) LIKE '%' || replace(replace(replace(casefold(:app),
       '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%' ESCAPE '\\')
 )"""
 # The app, where :app means exactly one.
@@ -288,10 +289,24 @@ LEFT JOIN storefronts sf ON sf.code = l.country
 WHERE {within_max_age("s.fetched_at", "p.at")}
 ORDER BY l.store, l.chart, l.device, l.genre, l.country"""
 
+
+def _url_quoted(text: str) -> str:
+    """SQL: text as a query string value: the characters that would end or change it,
+    escaped (% first, so that no escape is escaped again)."""
+    for char in "%&#+ ?=":
+        text = f"replace({text}, '{char}', '%{ord(char):02X}')"
+    return text
+
+
+# Each chart's latest observation against its latest one :hours (blank: MOVERS_HOURS)
+# before, in the :country (blank: all) and for the apps :app means (blank: all); the
+# biggest moves first, MOVERS_LIMIT a :page (blank: 1), each row saying which of how many
+# it is and the next page linked from the last.
 MOVERS = f"""WITH pairs AS MATERIALIZED (
   SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
     (SELECT MAX(id) FROM snapshots WHERE chart_id = c.id) AS now_id
   FROM charts c
+  WHERE nullif(:country, '') IS NULL OR c.country = lower(trim(:country))
 ),
 spans AS MATERIALIZED (
   SELECT pairs.*, (SELECT b.id FROM snapshots b, snapshots n
@@ -301,26 +316,44 @@ spans AS MATERIALIZED (
      ORDER BY b.fetched_at DESC, b.id DESC LIMIT 1) AS before_id
   FROM pairs WHERE now_id IS NOT NULL
 ),
+{_MATCHES},
 now AS MATERIALIZED (
   SELECT sp.*, r.app, r.rank, r.label FROM spans sp
   JOIN runs r ON r.chart_id = sp.chart_id AND {covers("r", "sp.now_id")}
   WHERE sp.before_id IS NOT NULL
+    AND (nullif(:app, '') IS NULL OR r.app IN (SELECT id FROM matches))
 ),
 moves AS (
   SELECT n.*, {_RANK_BEFORE} AS rank_before
   FROM now n
-)
-SELECT m.store, m.chart, m.device, m.genre, m.country, a.app_id, l.name AS app_name,
-  m.rank_before, m.rank AS rank_now,
+),
+ranked AS (
+  SELECT m.*, row_number() OVER (
+      ORDER BY abs(coalesce(m.rank_before, {NEW_ENTRY_RANK}) - m.rank) DESC, m.country, m.rank,
+        m.chart_id) AS move,
+    COUNT(*) OVER () AS moves
+  FROM moves m WHERE m.rank_before IS NULL OR m.rank_before != m.rank
+),
+page AS (SELECT max(coalesce(CAST(nullif(:page, '') AS INTEGER), 1), 1) AS number)
+SELECT m.store, m.chart, m.device, m.genre, m.country, sf.name AS country_name, a.app_id,
+  l.name AS app_name, m.rank_before, m.rank AS rank_now,
   CASE WHEN m.rank_before IS NULL THEN 'new entry'
        WHEN m.rank < m.rank_before THEN 'climb' ELSE 'fall' END AS movement,
-  m.rank_before - m.rank AS places
-FROM moves m
+  m.rank_before - m.rank AS places,
+  b.fetched_at AS compared_from, n.fetched_at AS compared_to, m.move, m.moves,
+  CASE WHEN m.move = page.number * {MOVERS_LIMIT} AND m.moves > m.move
+    THEN '?hours=' || {_url_quoted("coalesce(:hours, '')")}
+      || '&country=' || {_url_quoted("coalesce(:country, '')")}
+      || '&app=' || {_url_quoted("coalesce(:app, '')")} || '&page=' || (page.number + 1)
+  END AS link
+FROM ranked m, page
 JOIN apps a ON a.id = m.app
 JOIN labels l ON l.id = m.label
-WHERE m.rank_before IS NULL OR m.rank_before != m.rank
-ORDER BY abs(coalesce(m.rank_before, {NEW_ENTRY_RANK}) - m.rank) DESC, m.country, m.rank
-LIMIT {MOVERS_LIMIT}"""
+JOIN snapshots b ON b.id = m.before_id
+JOIN snapshots n ON n.id = m.now_id
+LEFT JOIN storefronts sf ON sf.code = m.country
+WHERE m.move > (page.number - 1) * {MOVERS_LIMIT} AND m.move <= page.number * {MOVERS_LIMIT}
+ORDER BY m.move"""
 
 # With no sweep in the window, the first sweep counted is past the last one: none is.
 COVERAGE = f"""SELECT substr(t.started_at, 1, 10) AS day, c.store, c.country,
@@ -500,8 +533,10 @@ CANNED = {
     ),
     "movers": Canned(
         "Biggest climbs, falls and new entries",
-        f"Each chart's latest observation against the one `hours` earlier (blank for "
-        f"{MOVERS_HOURS}), the {MOVERS_LIMIT} biggest moves.",
+        f"Each chart's latest observation against its latest one `hours` before (blank "
+        f"for {MOVERS_HOURS}), compared_from and compared_to saying which: the biggest "
+        f"moves first, {MOVERS_LIMIT} a `page`, the last row linking to the next. `country` "
+        "and `app` (a store id or part of a name) narrow it; blank for all.",
         MOVERS,
     ),
     "coverage": Canned(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -120,6 +121,36 @@ def test_movers_compare_with_hours_before(ds):
     assert jp == [{**jp[0], "rank_before": 5, "rank_now": 1, "movement": "climb", "places": 4}]
     fr = [r for r in moves if r["country"] == "fr" and r["app_id"] == scenario.APP_ID]
     assert fr[0]["movement"] == "new entry" and fr[0]["rank_now"] == 8
+
+
+def test_movers_say_the_window_and_filter_by_app_and_storefront(ds):
+    moves = rows(ds, "movers", hours=24, app="deepseek - ai", country="JP")
+    assert [(r["country"], r["country_name"], r["app_id"], r["movement"]) for r in moves] == [
+        ("jp", "Japan", scenario.APP_ID, "climb")
+    ]
+    assert (moves[0]["compared_from"], moves[0]["compared_to"]) == (scenario.T1, scenario.T2)
+    assert (moves[0]["move"], moves[0]["moves"], moves[0]["link"]) == (1, 1, None)
+    assert rows(ds, "movers", hours=24, app="no such app") == []
+
+
+def test_movers_page_on_without_stopping(tmp_path, served):
+    db = schema.open_db(tmp_path / "rankings.db")
+    apps = [(f"{7000 + i}", f"App {i}") for i in range(600)]
+    sweep = storage.begin_sweep(db, scenario.T1)
+    observe(db, sweep, chart("us", depth=600), scenario.T1, apps)
+    sweep = storage.begin_sweep(db, scenario.T2)
+    observe(db, sweep, chart("us", depth=600), scenario.T2, apps[::-1])
+    db.close()
+    ds = served(tmp_path / "rankings.db")
+    first = rows(ds, "movers", hours=24)
+    assert [r["move"] for r in first] == list(range(1, 501))
+    assert {r["moves"] for r in first} == {600}
+    assert [r["link"] for r in first if r["link"]] == ["?hours=24&country=&app=&page=2"]
+    second = rows(ds, "movers", **dict(parse_qsl(first[-1]["link"][1:], keep_blank_values=True)))
+    assert [r["move"] for r in second] == list(range(501, 601))
+    assert [r["link"] for r in second if r["link"]] == []
+    moved = {(r["app_id"], r["rank_before"], r["rank_now"]) for r in first + second}
+    assert moved == {(f"{7000 + i}", i + 1, 600 - i) for i in range(600)}
 
 
 def test_coverage_leaves_out_sweeps_older_than_30_days(ds):
