@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import sys
 import threading
@@ -14,7 +15,8 @@ from typing import Any
 
 import click
 
-from monitor import __version__, claims, collector, schema, selection
+from monitor import __version__, claims, collector, notes, schema, selection
+from monitor import demo as demo_data
 from monitor.backup import Backup, back_up
 from monitor.charts import ChartRequest, FetchResult
 from monitor.config import DEFAULT_DB, ChartSpec, Config, Settings, parse_duration
@@ -435,6 +437,71 @@ def claim(app: str, at: str | None, max_age: float, as_json: bool, db: str) -> N
         json.dumps(result.to_json(), ensure_ascii=False, indent=2)
         if as_json
         else claims.describe(result)
+    )
+
+
+@cli.command()
+@click.option(
+    "--db",
+    default=demo_data.DEFAULT_PATH,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write it: a new file, or an earlier demo, never a database of yours.",
+)
+def demo(db: str) -> None:
+    """Build a demo database to try monitor on without network.
+
+    It replays a weekend of the App Store's iPhone top-free charts in the 175
+    storefronts, in which one app climbs to No. 1 in 50 of them. Datasette and its
+    tables say it is a demo. It never writes over a database that is not a demo, nor
+    over MONITOR_DB.
+    """
+    real = os.environ.get("MONITOR_DB")
+    if real and Path(real).resolve() == Path(db).resolve():
+        raise Refused(f"{db} is MONITOR_DB: monitor demo writes only a file of its own")
+    try:
+        observed = _demo_with_progress(db)
+    except demo_data.NotADemo as error:
+        raise Refused(str(error)) from None
+    click.echo(f"demo database at {db}: {demo_data.HOURS} hourly sweeps, {observed:,} charts")
+    click.echo(f'try: monitor claim "Example AI" --db {db}')
+    click.echo(f"     monitor serve --db {db}")
+
+
+def _demo_with_progress(db: str) -> int:
+    if not sys.stderr.isatty():
+        return demo_data.build(db)
+    with click.progressbar(length=demo_data.HOURS, label="Sweeps", file=sys.stderr) as bar:
+        return demo_data.build(db, lambda done: bar.update(done - bar.pos))
+
+
+@cli.command()
+@click.argument("app")
+@click.argument("text")
+@click.option(
+    "--at", metavar="TIME", help="When it happened, in ISO 8601; naive is UTC (default: now)."
+)
+@click.option("--url", metavar="URL", help="Where to read more: an http(s) link.")
+@db_option
+def note(app: str, text: str, at: str | None, url: str | None, db: str) -> None:
+    """Note on APP's timeline what happened at a time: an update, a story, a price change.
+
+    APP is a store id or part of a name, as for claim. Notes are published in the notes
+    table, and the dashboard's rank chart draws them at their time.
+    """
+    require_file(db)
+    database = schema.open_db(db)
+    try:
+        found = claims.find_app(database, app)
+        when = claims.answer_time(database, at) if at else collector.now()
+        note_id = notes.add_note(database, found, when, text, url, collector.now())
+    except UsageError as error:
+        raise Refused(printable(str(error))) from None
+    finally:
+        database.close()
+    click.echo(
+        f"note {note_id} on {printable(found.name or found.app_id)} ({found.store} "
+        f"{found.app_id}) at {when}"
     )
 
 

@@ -46,7 +46,8 @@ def dashboards(database: str) -> dict[str, Any]:
                 "Where one app ranks at a time, by country, in one overall chart. A country "
                 "is observed at a time when its chart was fetched successfully at most 6 "
                 "hours before; a country not observed is never counted as not ranked. "
-                "App is the store's id, e.g. 6737597349; a blank time means now (UTC)."
+                "App is the store's id, e.g. 6737597349; a blank time means the end of the latest "
+                "complete sweep (UTC)."
             ),
             "layout": [
                 ["names", "names", "names", "number_one", "top_10", "observed"],
@@ -62,7 +63,7 @@ def dashboards(database: str) -> dict[str, Any]:
 def _filters() -> dict[str, Any]:
     return {
         "app": {"name": "App (store id)", "type": "text"},
-        "at": {"name": "At (UTC; blank for now)", "type": "text"},
+        "at": {"name": "At (UTC; blank: the latest sweep)", "type": "text"},
         "chart": {
             "name": "Chart",
             "type": "select",
@@ -165,18 +166,18 @@ FROM ({queries.CLAIM_IN_CHART})"""
 
 
 def _history_spec() -> dict[str, Any]:
-    return {
-        "$schema": VEGA_LITE_SCHEMA,
-        "height": 260,
+    time = {
+        "field": "fetched_at",
+        "type": "temporal",
+        "scale": {"type": "utc"},
+        "axis": {"format": "%d %b %H:%M"},
+        "title": "Observed at (UTC)",
+    }
+    ranks = {
+        "transform": [{"filter": "datum.kind === 'rank'"}],
         "mark": {"type": "line", "point": {"size": 12}},
         "encoding": {
-            "x": {
-                "field": "fetched_at",
-                "type": "temporal",
-                "scale": {"type": "utc"},
-                "axis": {"format": "%d %b %H:%M"},
-                "title": "Observed at (UTC)",
-            },
+            "x": time,
             "y": {
                 "field": "rank",
                 "type": "quantitative",
@@ -193,6 +194,39 @@ def _history_spec() -> dict[str, Any]:
                 {"field": "fetched_at", "title": "Observed at (UTC)"},
             ],
         },
+    }
+    # Notes (monitor note) as dashed rules at their time, their text beside them, and the
+    # instant answered as a light rule. That row is always there: a layer with no data
+    # gives its time scale an infinite extent, which Vega warns of.
+    at = "datum.kind === 'at'"
+    notes: dict[str, Any] = {
+        "transform": [{"filter": "datum.kind !== 'rank'"}],
+        "encoding": {
+            "x": time,
+            "tooltip": [
+                {"field": "note", "title": "Note"},
+                {"field": "fetched_at", "title": "At (UTC)"},
+                {"field": "url", "title": "More"},
+            ],
+        },
+        "layer": [
+            {
+                "mark": {"type": "rule"},
+                "encoding": {
+                    "color": {"condition": {"test": at, "value": "#ccc"}, "value": "#666"},
+                    "strokeDash": {"condition": {"test": at, "value": [1, 0]}, "value": [4, 3]},
+                },
+            },
+            {
+                "mark": {"type": "text", "align": "left", "baseline": "top", "dx": 3, "y": 2},
+                "encoding": {"text": {"field": "note", "condition": {"test": at, "value": ""}}},
+            },
+        ],
+    }
+    return {
+        "$schema": VEGA_LITE_SCHEMA,
+        "height": 260,
+        "layer": [ranks, notes],
         "usermeta": {"embedOptions": _EMBED},
     }
 

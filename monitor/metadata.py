@@ -7,6 +7,7 @@ from typing import Any
 
 from monitor import dashboard, queries
 from monitor.config import Access
+from monitor.demo import DESCRIPTION as DEMO_DESCRIPTION
 from monitor.health import DEFAULT_MAX_AGE
 from monitor.sources import CHARTS, DEVICES, STORES
 
@@ -116,6 +117,22 @@ TABLES: dict[str, dict[str, Any]] = {
             "apple_storefront_id": "Apple's storefront id (X-Apple-Store-Front), where known",
         },
     },
+    "notes": {
+        "description": (
+            "Notes on apps' timelines, written with monitor note: what happened when. "
+            "The dashboard's rank chart draws them."
+        ),
+        "sort_desc": "at",
+        "columns": {
+            "id": "The note",
+            "store": _STORES,
+            "app_id": "The store's id of the app",
+            "at": "When it happened, UTC",
+            "text": "What happened",
+            "url": "Where to read more",
+            "created_at": "When the note was written, UTC",
+        },
+    },
     "labels": {
         "description": "Every name and developer an app was shown under, in any storefront.",
         "label_column": "name",
@@ -178,7 +195,10 @@ TABLES: dict[str, dict[str, Any]] = {
 
 
 def metadata(
-    db_path: str | Path, access: Access | None = None, max_sweep_age: float = DEFAULT_MAX_AGE
+    db_path: str | Path,
+    access: Access | None = None,
+    max_sweep_age: float = DEFAULT_MAX_AGE,
+    demo: bool = False,
 ) -> dict[str, Any]:
     """Return Datasette metadata for the database at db_path (named after its file).
 
@@ -194,8 +214,8 @@ def metadata(
         tables = {**TABLES, "raw_responses": {**TABLES["raw_responses"], "allow": False}}
     return {
         **({"allow_sql": False} if public and not access.public_sql else {}),
-        "title": TITLE,
-        "description": DESCRIPTION,
+        "title": f"DEMO DATA, not observations: {TITLE}" if demo else TITLE,
+        "description": f"{DEMO_DESCRIPTION} {DESCRIPTION}" if demo else DESCRIPTION,
         "about": "monitor, an app-store ranking monitor",
         "source": "Apple's RSS feeds of the App Store top charts, and Google Play's own",
         "source_url": "https://rss.marketingtools.apple.com/",

@@ -15,6 +15,7 @@ from datasette.app import Datasette
 
 from monitor import datasette_plugin
 from monitor.config import Access
+from monitor.demo import is_demo
 from monitor.errors import MonitorError
 from monitor.health import DEFAULT_MAX_AGE
 from monitor.metadata import metadata
@@ -50,7 +51,7 @@ def datasette(db_path: str | Path, listen: Listen | None = None) -> Datasette:
         settings |= {"allow_download": False, "allow_csv_stream": False}
     return Datasette(
         **files,
-        metadata=metadata(db_path, listen.access, listen.max_sweep_age),
+        metadata=metadata(db_path, listen.access, listen.max_sweep_age, is_demo(db_path)),
         settings=settings,
     )
 

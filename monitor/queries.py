@@ -569,7 +569,8 @@ WHERE {_SELECTED_CHART.format(t="")}"""
 # The app's rank in each observation of the selected chart, in the :days (blank for 7)
 # up to :at, in the :countries listed ("us,gb"; blank for the 5 where it ranks best at
 # :at). A line breaks (a new segment) where the chart's previous observation did not rank
-# the app, or was more than :max_age seconds earlier.
+# the app, or was more than :max_age seconds earlier. The app's notes of those days come
+# as rows of their own kind, and so does :at, the instant the page answers for.
 RANK_HISTORY = f"""WITH p AS (SELECT {_AT} AS at),
 w AS (
   SELECT p.at, strftime('%Y-%m-%dT%H:%M:%SZ', p.at,
@@ -596,11 +597,17 @@ marked AS (
       AND {within_max_age("lag(fetched_at) OVER win", "fetched_at")} THEN 0 ELSE 1 END AS starts
   FROM points WINDOW win AS (PARTITION BY country ORDER BY fetched_at, snapshot_id)
 )
-SELECT country, fetched_at, rank,
+SELECT 'rank' AS kind, country, fetched_at, rank,
   country || ' ' || SUM(starts) OVER (PARTITION BY country ORDER BY fetched_at, snapshot_id)
-    AS segment
+    AS segment, NULL AS note, NULL AS url
 FROM marked
-ORDER BY fetched_at DESC, country"""
+UNION ALL
+SELECT 'note', NULL, n.at, NULL, NULL, n.text, n.url
+FROM notes n JOIN apps a ON a.store = n.store AND a.app_id = n.app_id, w
+WHERE a.app_id = :app AND n.at BETWEEN w.since AND w.at
+UNION ALL
+SELECT 'at', NULL, w.at, NULL, NULL, NULL, NULL FROM w
+ORDER BY 3 DESC, 2"""
 
 # The app's stretches at No. 1 in the selected chart up to :at; `now` when it holds
 # No. 1 at :at.

@@ -227,6 +227,25 @@ def m007_storefronts(db: Database) -> None:
     )
 
 
+@migrations()
+def m008_notes(db: Database) -> None:
+    """Keep notes on apps' timelines: what happened when (an update, a story, a price)."""
+    db.table("notes").create(
+        {
+            "id": int,
+            "store": str,
+            "app_id": str,
+            "at": str,
+            "text": str,
+            "url": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"store", "app_id", "at", "text", "created_at"},
+    )
+    db.table("notes").create_index(["store", "app_id", "at"])
+
+
 def open_db(path: str | Path) -> Database:
     """Open (creating if need be) the database in WAL mode, with migrations applied.
 

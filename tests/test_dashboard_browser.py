@@ -22,7 +22,7 @@ import history
 import scenario
 from conftest import free_port, wait_for
 from helpers import chart
-from monitor import dashboard, schema, storage
+from monitor import claims, dashboard, notes, schema, storage
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
@@ -37,6 +37,7 @@ LAUNCH_ARGS = [
 ]
 BETWEEN = "2025-01-26T10:00:00Z"  # after phase one's sweeps, a day before phase two's
 HOSTILE = ("2222222222", """<script>window.pwned = 1</script>"; DROP TABLE apps; -- It's""")
+NOTE = '<img src=x onerror="window.pwned = 1"> Version 2 & a press story'
 # The map's colours, as dashboard._BANDS gives them.
 NO_1, TOP_10, NOT_RANKED, NOT_OBSERVED = "#08306b", "#2171b5", "#fff2b3", "#969696"
 
@@ -75,6 +76,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = schema.open_db(path)
     sweep = storage.begin_sweep(db, scenario.T2)
     history.observe(db, sweep, chart("jp", chart="top-paid"), scenario.T2, [HOSTILE])
+    app = claims.find_app(db, scenario.APP_ID)
+    notes.add_note(db, app, scenario.T1, NOTE, "https://example.com/story", scenario.T2)
     db.close()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -215,6 +218,16 @@ def test_claim_page_shows_a_name_as_text(visit: Visit, shots: Path, app: str, na
     cells = visit.page.locator("table.rows-and-columns td.col-app_name")
     assert [text.strip() for text in cells.all_inner_texts() if text.strip()] == [name]
     assert visit.page.locator("table.rows-and-columns td.col-app_name :is(b, script)").count() == 0
+    assert visit.page.evaluate("window.pwned") is None
+    visit.assert_clean()
+
+
+def test_the_rank_chart_draws_notes_as_text(visit: Visit, shots: Path) -> None:
+    page = open_dashboard(visit, scenario.APP_ID, scenario.T2)
+    page.locator("#chart-history").screenshot(path=shots / "dashboard-history-note.png")
+    drawn = page.locator("#chart-history g.mark-text.role-mark text").all_text_contents()
+    assert NOTE in drawn and "null" not in drawn
+    assert page.locator("#chart-history g.mark-rule.role-mark line").count() == 2  # note, at
     assert visit.page.evaluate("window.pwned") is None
     visit.assert_clean()
 
