@@ -17,6 +17,7 @@ from markupsafe import Markup
 from monitor import datasette_leaks, queries, readers
 from monitor.dashboard import STATIC, STATIC_URL
 from monitor.health import DEFAULT_MAX_AGE, read_health
+from monitor.metadata import front_tables
 from monitor.metrics import CONTENT_TYPE, exposition
 from monitor.sources import STORES
 from monitor.turns import Turns
@@ -69,6 +70,15 @@ async def metrics_page(datasette: Any) -> Response:
     database = datasette.get_database()
     body = await database.execute_fn(lambda conn: exposition(conn, database.path))
     return Response(body.decode(), content_type=CONTENT_TYPE, headers=_UNCACHED)
+
+
+@hookimpl
+def extra_template_vars(template: str, datasette: Any) -> dict[str, Any]:
+    """Give the index, monitor's front door, the tables it describes."""
+    if template != "index.html":
+        return {}
+    public = bool((datasette.plugin_config("monitor") or {}).get("public"))
+    return {"monitor_tables": front_tables(public)}
 
 
 @hookimpl

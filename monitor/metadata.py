@@ -194,6 +194,21 @@ TABLES: dict[str, dict[str, Any]] = {
 }
 
 
+# What the index lists first: what people query; then how it is stored.
+PUBLIC_TABLES = ("rankings", "fetches", "storefronts", "notes")
+
+
+def front_tables(public: bool) -> list[dict[str, str]]:
+    """The tables and views the index describes, the public surface first; in public
+    mode, not the raw bodies, which it does not serve."""
+    names = [*PUBLIC_TABLES, *(name for name in TABLES if name not in PUBLIC_TABLES)]
+    return [
+        {"name": name, "description": TABLES[name]["description"]}
+        for name in names
+        if not TABLES[name].get("hidden") and not (public and name == "raw_responses")
+    ]
+
+
 def metadata(
     db_path: str | Path,
     access: Access | None = None,

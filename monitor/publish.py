@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from monitor.metadata import metadata
 from monitor.schema import read_only_uri, writable_folder
 
 START_TIMEOUT = 30.0
+# monitor's own pages: the index, as a front door.
+TEMPLATES = files("monitor") / "templates"
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def datasette(db_path: str | Path, listen: Listen | None = None) -> Datasette:
     """
     listen = listen or Listen("127.0.0.1", 0)
     immutable = not writable_folder(db_path) and "immutable=1" in read_only_uri(db_path)
-    files = {"immutables" if immutable else "files": [str(db_path)]}
+    opened = {"immutables" if immutable else "files": [str(db_path)]}
     # Facet suggestions scan every column of a table page; on a history of millions
     # of rows they cost more than the page itself.
     settings: dict[str, Any] = {"suggest_facets": False}
@@ -50,9 +53,10 @@ def datasette(db_path: str | Path, listen: Listen | None = None) -> Datasette:
         # The whole file holds raw bodies; a stream of every row is a load no page needs.
         settings |= {"allow_download": False, "allow_csv_stream": False}
     return Datasette(
-        **files,
+        **opened,
         metadata=metadata(db_path, listen.access, listen.max_sweep_age, is_demo(db_path)),
         settings=settings,
+        template_dir=str(TEMPLATES),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from urllib.parse import parse_qsl
 
@@ -247,3 +248,20 @@ def test_public_mode_serves_pages_and_canned_queries_but_no_sql_or_raw_bodies(ds
 def test_public_mode_can_allow_sql_and_still_hides_raw_bodies(ds, served):
     public = served(ds.get_database("rankings").path, public=True, public_sql=True)
     assert statuses(public, PUBLIC_PATHS) == [200, 200, 200, 200, 403, 400]
+
+
+def test_the_index_is_a_front_door(ds):
+    page = get(ds, "/").text
+    assert '<form class="monitor-find" action="/rankings/claim_summary" method="get">' in page
+    assert '<a href="/rankings/number_ones">Today\'s No. 1 in each storefront</a>' in page
+    listed = re.findall(r'<dt><a href="/rankings/(\w+)">', page)
+    assert listed[:4] == ["rankings", "fetches", "storefronts", "notes"]
+    assert "raw_responses" in listed and "app_labels" not in listed
+    answer = get(ds, "/rankings/claim_summary.json?_shape=array&app=deepseek+-+ai&at=").json()
+    assert {row["app_id"] for row in answer} == {scenario.APP_ID}
+
+
+def test_the_public_index_leaves_out_what_it_does_not_serve(tmp_path, served):
+    public = served(scenario.build(tmp_path / "rankings.db"), public=True)
+    page = asyncio.run(public.client.get("/")).text
+    assert "/rankings/rankings" in page and "raw_responses" not in page
