@@ -81,6 +81,10 @@ def extra_template_vars(template: str, datasette: Any) -> dict[str, Any]:
     return {"monitor_tables": front_tables(public)}
 
 
+# The canned queries' link columns, and what their links say.
+_LINKS = {"link": "permalink", "earlier": "the sweep before", "later": "the sweep after"}
+
+
 @hookimpl
 def render_cell(
     row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any
@@ -96,9 +100,12 @@ def render_cell(
             return None
         country = row["country"] if "country" in keys else None
         return Markup('<a href="{}">{}</a>').format(store.app_url(row["app_id"], country), value)
-    if column == "link" and table is None and isinstance(value, str) and value.startswith("?"):
-        # A canned query's link to the same question, by the app's id, pinned in time.
-        text = "next page" if "&page=" in value else "permalink" if "&at=" in value else "this app"
+    if column in _LINKS and table is None and isinstance(value, str) and value.startswith("?"):
+        # A canned query's link to the same question: by the app's id, pinned in time, at
+        # the sweep before or after, or its next page.
+        text = "next page" if "&page=" in value else _LINKS[column]
+        if column == "link" and "&at=" not in value:
+            text = "this app"
         return Markup('<a href="{}">{}</a>').format(value, text)
     if column == "snapshot_id" and isinstance(value, int) and table != "snapshots":
         url = datasette.urls.table(database, "rankings") + f"?snapshot_id={value}"

@@ -158,12 +158,19 @@ SELECT p.at, store, chart, device, genre, country, sf.name AS country_name,
 FROM seen, p LEFT JOIN storefronts sf ON sf.code = seen.country"""
 
 
+# The end of the complete sweep just before (MAX, <) or just after (MIN, >) p.at.
+_SWEEP_END = (
+    "SELECT {step}(finished_at) FROM sweeps WHERE status = 'finished' AND finished_at {op} p.at"
+)
+
+
 def for_one_app(rows: str, columns: tuple[str, ...], order: str) -> str:
     """Answer for the one app :app means (rows, which reads ``target``), ordered.
 
     Where :app means several apps, answer a row per candidate instead; where it means
     none, a row saying so. Each row links to the same question asked by the app's id, at
-    the instant answered where the answer has one: a permalink. ``columns`` are the
+    the instant answered where the answer has one (a permalink), and then also at the
+    complete sweeps before and after it. ``columns`` are the
     names of rows' columns, among them ``note``, ``store``, ``app_id`` and ``app_name``.
     """
     candidate = {
@@ -176,6 +183,14 @@ def for_one_app(rows: str, columns: tuple[str, ...], order: str) -> str:
     }
     none = {"at": "p.at", "note": "'no app has the id or a name containing ' || quote(:app)"}
     pin = "|| '&at=' || p.at" if "at" in columns else ""
+    # Where the answer has an instant, the same question at the sweeps before and after.
+    steps = (
+        f", '?app=' || answer.app_id || '&at=' || ({_SWEEP_END.format(step='MAX', op='<')})"
+        f" AS earlier, '?app=' || answer.app_id || '&at=' || "
+        f"({_SWEEP_END.format(step='MIN', op='>')}) AS later"
+        if "at" in columns
+        else ""
+    )
     return f"""WITH p AS (SELECT {_AT} AS at),
 {_MATCHES},
 {_TARGET},
@@ -187,7 +202,7 @@ FROM matches m, p WHERE (SELECT COUNT(*) FROM matches) > 1
 UNION ALL
 SELECT {", ".join(none.get(c, "NULL") + f" AS {c}" for c in columns)}
 FROM p WHERE NOT EXISTS (SELECT 1 FROM matches))
-SELECT answer.*, '?app=' || answer.app_id {pin} AS link FROM answer, p
+SELECT answer.*, '?app=' || answer.app_id {pin} AS link{steps} FROM answer, p
 ORDER BY {order}, app_id"""
 
 

@@ -161,3 +161,17 @@ def test_countries_have_their_names_in_every_answer_and_a_table(ds):
     assert {r["at"] for r in ones} == {T3}
     history = rows(ds, "app_history", app=LOCAL_NAME, country="jp")
     assert {r["country_name"] for r in history} == {"Japan"}
+
+
+def test_an_answer_steps_to_the_sweeps_before_and_after(ds):
+    (at_t3,) = iphone_free(rows(ds, "claim_summary", app="deepseek - ai", at=T3))
+    assert (at_t3["earlier"], at_t3["later"]) == (None, f"?app={scenario.APP_ID}&at={T4}")
+    (after,) = iphone_free(
+        get(ds, f"/rankings/claim_summary.json?_shape=array&{at_t3['later'][1:]}").json()
+    )
+    assert after["at"] == T4
+    assert (after["earlier"], after["later"]) == (f"?app={scenario.APP_ID}&at={T3}", None)
+    claim = iphone_free(rows(ds, "claim", app=scenario.APP_ID, at=T4))
+    assert {r["earlier"] for r in claim} == {f"?app={scenario.APP_ID}&at={T3}"}
+    page = get(ds, f"/rankings/claim?app={scenario.APP_ID}&at={T4}").text
+    assert f'<a href="?app={scenario.APP_ID}&amp;at={T3}">the sweep before</a>' in page
