@@ -1,11 +1,14 @@
-"""What the tests share: reading a database file, naming a chart, pointing at a server."""
+"""What the tests share: reading a database file, naming a chart, pointing at a server,
+asking a Datasette in process."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from monitor.charts import ChartRequest
 from monitor.config import Settings
@@ -46,3 +49,17 @@ def play_chart(
 def settings_at(url: str) -> Settings:
     """Return the default settings with every store's base URLs pointing at url."""
     return build({endpoint.key: url for endpoint in ENDPOINTS}).settings
+
+
+def get(ds: Any, path: str) -> Any:
+    """GET a path from a Datasette in process, expecting 200."""
+    response = asyncio.run(ds.client.get(path))
+    assert response.status_code == 200, (path, response.text[:500])
+    return response
+
+
+def rows(ds: Any, query: str, **params: Any) -> list[dict[str, Any]]:
+    """Return a canned query's rows, its parameters quoted as a browser would send them."""
+    args = "&".join(f"{key}={quote(str(value))}" for key, value in params.items())
+    answer: list[dict[str, Any]] = get(ds, f"/rankings/{query}.json?_shape=array&{args}").json()
+    return answer

@@ -3,14 +3,12 @@ for and a link pinning it, countries by name, stale answers said so, and the hea
 
 from __future__ import annotations
 
-import asyncio
 import json
-from urllib.parse import quote
 
 import pytest
 
 import scenario
-from helpers import chart
+from helpers import chart, get, rows
 from history import fail, observe, ranked
 from monitor import publish, schema, storage
 
@@ -49,17 +47,6 @@ def ds(path):
     datasette = publish.datasette(path, publish.Listen("127.0.0.1", 0))
     yield datasette
     publish.close(datasette)
-
-
-def get(ds, url):
-    response = asyncio.run(ds.client.get(url))
-    assert response.status_code == 200, (url, response.text[:500])
-    return response
-
-
-def rows(ds, query, **params):
-    args = "&".join(f"{key}={quote(value)}" for key, value in params.items())
-    return get(ds, f"/rankings/{query}.json?_shape=array&{args}").json()
 
 
 def iphone_free(answer):

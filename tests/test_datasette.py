@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 import scenario
-from helpers import chart
+from helpers import chart, get, rows
 from history import fail, observe
 from monitor import publish, schema, storage
 from monitor.collector import now
@@ -23,17 +23,6 @@ def ds(tmp_path_factory):
     datasette = publish.datasette(path, publish.Listen("127.0.0.1", 0))
     yield datasette
     publish.close(datasette)
-
-
-def get(ds, path):
-    response = asyncio.run(ds.client.get(path))
-    assert response.status_code == 200, (path, response.text[:500])
-    return response
-
-
-def rows(ds, query, **params):
-    args = "&".join(f"{key}={value}" for key, value in params.items())
-    return get(ds, f"/rankings/{query}.json?_shape=array&{args}").json()
 
 
 def test_every_canned_query_is_published(ds):
