@@ -103,9 +103,12 @@ def render_cell(
     if column in _LINKS and table is None and isinstance(value, str) and value.startswith("?"):
         # A canned query's link to the same question: by the app's id, pinned in time, at
         # the sweep before or after, or its next page.
-        text = "next page" if "&page=" in value else _LINKS[column]
-        if column == "link" and "&at=" not in value:
+        if "&page=" in value:
+            text = "next page"
+        elif column == "link" and "&at=" not in value:
             text = "this app"
+        else:
+            text = _LINKS[column]
         return Markup('<a href="{}">{}</a>').format(value, text)
     if column == "snapshot_id" and isinstance(value, int) and table != "snapshots":
         url = datasette.urls.table(database, "rankings") + f"?snapshot_id={value}"

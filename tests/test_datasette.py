@@ -136,6 +136,8 @@ def test_movers_page_on_without_stopping(tmp_path, served):
     assert [r["move"] for r in first] == list(range(1, 501))
     assert {r["moves"] for r in first} == {600}
     assert [r["link"] for r in first if r["link"]] == ["?hours=24&country=&app=&page=2"]
+    page = get(ds, "/rankings/movers?hours=24").text
+    assert '<a href="?hours=24&amp;country=&amp;app=&amp;page=2">next page</a>' in page
     second = rows(ds, "movers", **dict(parse_qsl(first[-1]["link"][1:], keep_blank_values=True)))
     assert [r["move"] for r in second] == list(range(501, 601))
     assert [r["link"] for r in second if r["link"]] == []
