@@ -6,8 +6,10 @@ about 10 local moves and 2 new entrants. Every observation goes through monitor'
 own write path into a real SQLite file. A naive baseline, one denormalised row per
 observed entry with every field as text, is written in the same run.
 
-Reports bytes on disk (tables plus indexes) per observed ranked entry for both, and
-ends with the ratio.
+Reports bytes on disk (tables plus indexes) per observed ranked entry for both, what
+the first sweep added, and what one more sweep adds that sees every chart unchanged
+(its bytes are in the project's total, its entries not among those observed), and ends
+with the ratio.
 
     python bench/storage.py                 # 30 days x 175 storefronts
     python bench/storage.py --days 2 --storefronts 20
@@ -141,6 +143,8 @@ class Written:
     observed: int = 0
     project_seconds: float = 0.0
     naive_seconds: float = 0.0
+    first_sweep: int = 0  # bytes the first sweep added to the project's database
+    unchanged_sweep: int = 0  # and a last sweep that saw every chart as the one before
 
 
 def naive_rows(snapshot: int, result: FetchResult) -> list[tuple[str | None, ...]]:
@@ -175,15 +179,19 @@ def write_both(
     naive.execute(f"CREATE TABLE rankings ({', '.join(c + ' TEXT' for c in NAIVE_COLUMNS)})")
     insert = f"INSERT INTO rankings VALUES ({', '.join('?' * len(NAIVE_COLUMNS))})"
     written, sweep, last_hour, last = Written(), 0, -1, None
+    empty = stored_bytes(db)
+    latest: dict[str, FetchResult] = {}  # each storefront's last observation
     for snapshot, (hour, result) in enumerate(observations(days, countries, seed), 1):
         clock = time.perf_counter()
         if hour != last_hour:
             if last:
                 finish(db, sweep, last.fetched_at)
+            if hour == 1:
+                written.first_sweep = stored_bytes(db) - empty
             sweep, last_hour = storage.begin_sweep(db, result.started_at), hour
             progress(f"day {hour // 24 + 1}/{days}")
         storage.record(db, sweep, result)
-        last = result
+        last = latest[result.req.country] = result
         middle = time.perf_counter()
         naive.executemany(insert, naive_rows(snapshot, result))
         written.project_seconds += middle - clock
@@ -191,11 +199,34 @@ def write_both(
         written.observed += len(result.listing.entries) if result.listing else 0
     if last:
         finish(db, sweep, last.fetched_at)
+        before = stored_bytes(db)
+        sweep_again(db, list(latest.values()))
+        written.unchanged_sweep = stored_bytes(db) - before
     naive.commit()
     naive.close()
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     return written
+
+
+def stored_bytes(db) -> int:
+    """Return the bytes of the database's pages, the log copied in first."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return int(db.execute("SELECT SUM(pgsize) FROM dbstat").fetchone()[0])
+
+
+def sweep_again(db, results: list[FetchResult]) -> None:
+    """Record a sweep an hour after the last that sees every chart as it was then.
+
+    It is not counted among the observed entries: it measures, it is not the month.
+    """
+    at = (datetime.fromisoformat(results[0].fetched_at) + timedelta(hours=1)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    sweep = storage.begin_sweep(db, at)
+    for result in results:
+        storage.record(db, sweep, FetchResult(result.req, at, at, result.listing, http_status=200))
+    finish(db, sweep, at)
 
 
 def finish(db, sweep: int, at: str) -> None:
@@ -319,6 +350,11 @@ def main() -> None:
             f"  written in {seconds:.0f}s"
         )
     print(f"write time project/naive: {written.project_seconds / written.naive_seconds:.1f}x")
+    print(
+        f"first sweep added {written.first_sweep:,} bytes; a sweep in which nothing changed,"
+        f" {written.unchanged_sweep:,} bytes"
+        f" ({written.unchanged_sweep / written.first_sweep:.2%} of the first)"
+    )
     print(
         f"ratio project/naive: {project_total / naive_total:.4f} "
         f"(1/{naive_total / project_total:.1f})"

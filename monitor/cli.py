@@ -14,15 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 
-from monitor import __version__, claims, collector, notes, schema, selection
+from monitor import __version__, claims, collector, estimate, events, notes, schema, selection
+from monitor import alerts as webhooks
 from monitor import demo as demo_data
+from monitor import export as parquet
 from monitor.backup import Backup, back_up
 from monitor.charts import ChartRequest, FetchResult
-from monitor.config import DEFAULT_DB, ChartSpec, Config, Settings, parse_duration
+from monitor.config import DEFAULT_DB, Alert, ChartSpec, Config, Settings, parse_duration
 from monitor.errors import MonitorError, NotMonitorDatabase, Stopped, UsageError
 from monitor.health import max_sweep_age, read_health
 from monitor.locks import AlreadyRunning
+from monitor.politeness import HostReport
 from monitor.settings import (
     ACCESS_KEYS,
     BOOLEAN,
@@ -156,7 +160,7 @@ def configured(given: dict[str, Any]) -> Config:
     for key in BY_KEY.keys() & given.keys():
         if ctx.get_parameter_source(key) not in (click.core.ParameterSource.DEFAULT, None):
             values[key] = given[key]
-    return build(values, file.charts)
+    return build(values, file.charts, file.alerts)
 
 
 def require_file(db: str) -> None:
@@ -211,8 +215,8 @@ def cli() -> None:
 )
 @click.option(
     "--chart",
-    type=click.Choice(CHARTS),
-    help=f"Which top list (default {ChartSpec.chart})."
+    type=click.Choice([*CHARTS, selection.ALL]),
+    help=f"Which top list (default {ChartSpec.chart}), or all of the store's."
     + "".join(
         f" {s.title} has only {', '.join(s.charts)}."
         for s in STORES.values()
@@ -221,8 +225,9 @@ def cli() -> None:
 )
 @click.option(
     "--device",
-    type=click.Choice(DEVICES),
-    help="; ".join(
+    type=click.Choice([*DEVICES, selection.ALL]),
+    help="all, or "
+    + "; ".join(
         f"{s.title}: {', '.join(s.devices)} (default {s.devices[0]})"
         for s in STORES.values()
         if s.devices
@@ -234,7 +239,8 @@ def cli() -> None:
     metavar="ID",
     help="A category id: "
     + ", ".join(f"{s.genre_example} on {s.title}" for s in STORES.values())
-    + "...",
+    + "...; or all: the overall chart and every genre with top charts. "
+    + "--chart all --device all --genre all collects everything in the store.",
 )
 @click.option(
     "--country",
@@ -283,12 +289,25 @@ def collect(
     else:
         requests = configured_charts(config)
     check_database(given["db"])
-    sys.exit(_collect(given["db"], requests, config.settings))
+    sys.exit(_collect(given["db"], requests, config.settings, config.alerts))
 
 
-def _collect(db: str, requests: tuple[ChartRequest, ...], settings: Settings) -> int:
-    """Sweep, say how it went, and return the exit code."""
+# The longest monitor collect spends posting events to webhooks after its sweep; what
+# is left waits in the outbox for the next collect or monitor run.
+WEBHOOK_SECONDS = 30.0
+
+
+def _collect(
+    db: str, requests: tuple[ChartRequest, ...], settings: Settings, destinations: tuple[Alert, ...]
+) -> int:
+    """Sweep, say how it went, send its events to the webhooks, and return the exit code."""
     stop = stop_on_signals()
+    if destinations:  # each new destination starts with the events from now on
+        with webhooks.client() as http:
+            webhooks.deliver_pass(db, destinations, http, send=False)
+    expected = estimate.for_sweep(db, requests, settings)
+    if expected.seconds >= estimate.WORTH_SAYING:
+        click.echo(expected.describe(), err=True)
     try:
         report = _sweep_with_progress(db, requests, settings, stop)
     except Stopped as error:
@@ -300,11 +319,28 @@ def _collect(db: str, requests: tuple[ChartRequest, ...], settings: Settings) ->
     for failure in report.failures:
         click.echo(f"failed: {failure.req.label()}: {printable(failure.error)}", err=True)
     click.echo(printable(report.summary()))
+    for line in report.politeness():
+        click.echo(f"  {printable(line)}")
+    if destinations and report.status != "stopped":
+        _send_events(db, destinations)
     if report.status == "stopped":
         return stop.exit_code
     if report.status != "finished":
         return EXIT_SWEEP_FAILED
     return 1 if report.failed else 0
+
+
+def _send_events(db: str, destinations: tuple[Alert, ...]) -> None:
+    """Post what is due to the webhooks for at most WEBHOOK_SECONDS, and say how it went."""
+    budget = threading.Event()
+    timer = threading.Timer(WEBHOOK_SECONDS, budget.set)
+    timer.start()
+    try:
+        with webhooks.client() as http:
+            sent = webhooks.deliver_pass(db, destinations, http, budget)
+    finally:
+        timer.cancel()
+    click.echo(f"webhooks: {sent} events delivered, {webhooks.waiting(db)} waiting", err=True)
 
 
 def _sweep_with_progress(
@@ -505,6 +541,95 @@ def note(app: str, text: str, at: str | None, url: str | None, db: str) -> None:
     )
 
 
+@cli.command("events")
+@click.option("--app", metavar="APP", help="Only this app: a store id or part of a name.")
+@click.option("--country", metavar="CODE", help="Only this storefront, e.g. us.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice([*events.KINDS, *events.MILESTONES]),
+    help="Only events of this kind (repeat for several).",
+)
+@click.option("--since", metavar="TIME", help="Only events at or after TIME, in ISO 8601.")
+@click.option(
+    "--limit", type=click.IntRange(1), default=100, show_default=True, help="The latest N."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines for scripts.")
+@db_option
+def list_events(
+    app: str | None,
+    country: str | None,
+    kinds: tuple[str, ...],
+    since: str | None,
+    limit: int,
+    as_json: bool,
+    db: str,
+) -> None:
+    """List what changed: apps entering and leaving No. 1, the top 10 and the charts, in
+    each storefront, and milestones across storefronts, oldest first.
+
+    A storefront whose fetch failed shows no change: the next observation is compared
+    with the last successful one.
+    """
+    database = open_existing(db)
+    try:
+        found = claims.find_app(database, app) if app else None
+        wanted = events.Wanted(
+            store=found.store if found else None,
+            app_id=found.app_id if found else None,
+            country=country,
+            kinds=kinds,
+            since=claims.answer_time(database, since) if since else None,
+            limit=limit,
+        )
+        rows = events.listed(database, wanted)
+    except UsageError as error:
+        raise Refused(printable(str(error))) from None
+    finally:
+        database.close()
+    for row in rows:
+        click.echo(
+            json.dumps(row, ensure_ascii=False) if as_json else printable(events.describe(row))
+        )
+
+
+@cli.group()
+def alerts() -> None:
+    """Webhooks: the [[alerts]] tables of the config file (see docs/config.example.toml)."""
+
+
+@alerts.command("test")
+@click.argument("name", required=False)
+@config_option
+def alerts_test(name: str | None, config_path: str | None) -> None:
+    """Send a test event to the webhook NAME (default: every one) and print its answer.
+
+    Exits 1 when a destination does not answer with a 2xx status.
+    """
+    destinations = configured({"config_path": config_path}).alerts
+    chosen = [d for d in destinations if name in (None, d.name)]
+    if not destinations:
+        raise Refused("no webhook is configured: add [[alerts]] tables to the --config file")
+    if not chosen:
+        known = ", ".join(d.name for d in destinations)
+        raise Refused(f"no webhook named {name!r}; configured: {known}")
+    event = webhooks.sample_event(collector.now())
+    failed = 0
+    with webhooks.client() as http:
+        for destination in chosen:
+            try:
+                answer = webhooks.post(http, destination, event)
+                said = f"HTTP {answer.status} {answer.text}"
+                failed += not answer.ok
+            except httpx.HTTPError as error:
+                said = f"{type(error).__name__}: no answer"
+                failed += 1
+            click.echo(f"{printable(destination.name)}: {printable(said)}")
+    if failed:
+        sys.exit(1)
+
+
 @cli.command()
 @db_option
 @click.option(
@@ -536,8 +661,12 @@ def status(db: str, sweeps: int, as_json: bool, **given: Any) -> None:
         f"{state.path}: {state.size_bytes / 1e6:,.1f} MB, {state.snapshots:,} chart observations"
     )
     _echo_sweeps(state.sweeps)
+    _echo_hosts(state.hosts)
     _echo_failures(state)
     _echo_raw(state.raw)
+    for destination, states in state.deliveries.items():
+        counts = ", ".join(f"{count:,} {name}" for name, count in states.items())
+        click.echo(f"webhook {printable(destination)}: {counts}")
 
 
 def _echo_sweeps(sweeps: list[dict[str, Any]]) -> None:
@@ -554,6 +683,15 @@ def _echo_sweeps(sweeps: list[dict[str, Any]]) -> None:
         )
         if s["reason"]:
             click.echo(f"         {printable(s['reason'])}")
+
+
+def _echo_hosts(hosts: list[dict[str, Any]]) -> None:
+    if not hosts:
+        return
+    click.echo(f"\nHosts in sweep {hosts[0]['sweep_id']}:")
+    for host in hosts:
+        report = HostReport(**{k: v for k, v in host.items() if k not in ("sweep_id", "rate")})
+        click.echo(f"  {printable(report.describe())}")
 
 
 def _echo_raw(raw: RawKept) -> None:
@@ -666,6 +804,43 @@ store_option = click.option(
     show_default=True,
     help="Which store.",
 )
+
+
+@cli.group()
+def export() -> None:
+    """Write the history in formats that other engines read."""
+
+
+@export.command("parquet")
+@click.argument("folder", type=click.Path(file_okay=False))
+@db_option
+def export_parquet(folder: str, db: str) -> None:
+    """Write the history to FOLDER as Parquet, partitioned by store, chart and month.
+
+    Each run adds only what was stored since the last run into the same FOLDER. DuckDB,
+    Spark and Trino read it where it lies (see docs/parquet.md). Needs pyarrow:
+    pip install 'monitor[parquet]'.
+    """
+    open_existing(db).close()  # brought up to date where it can be, or refused
+    try:
+        done = _export_with_progress(db, folder)
+    except MonitorError as error:
+        raise Refused(str(error)) from None
+    except OSError as error:
+        raise Refused(f"cannot write the export to {folder}: {error.strerror or error}") from None
+    click.echo(f"{folder}: {done.describe()}")
+
+
+def _export_with_progress(db: str, folder: str) -> parquet.Exported:
+    if not sys.stderr.isatty():
+        return parquet.export_parquet(db, folder)
+    with click.progressbar(length=1, label="Charts", file=sys.stderr) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        return parquet.export_parquet(db, folder, advance)
 
 
 @cli.command()

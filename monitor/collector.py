@@ -1,4 +1,4 @@
-"""One sweep: fetch charts concurrently, validate each, store each in its own transaction.
+"""One sweep: fetch charts concurrently, validate each, store each whole as it arrives.
 
 Every chart of a sweep ends as an observation or as an error row saying why, and the
 sweep's own row says how it ended: finished, stopped (a signal), or failed (storage
@@ -13,8 +13,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,17 +23,26 @@ from typing import Any
 import httpx
 from sqlite_utils import Database
 
-from monitor import schema, storage
+from monitor import reserve, schema, storage
 from monitor.charts import ChartRequest, FetchResult
 from monitor.config import RawCaps, Settings
 from monitor.errors import FetchError, MonitorError, Unexpected
-from monitor.http import Answer, RetryBudget, build_client, send
+from monitor.http import Answer, RetryBudget, build_client, host_of, send
 from monitor.locks import sweep_lock
+from monitor.politeness import Gate, Gates, HostReport
 from monitor.sources import STORES
 from monitor.sources.payload import utc_iso
 from monitor.validate import check_listing
 
 log = logging.getLogger("monitor")
+
+# Results fetched and waiting for the writer thread, at most; and the most it stores in
+# one transaction.
+RESULTS_WAITING = 64
+GROUP_COMMIT = 32
+# Workers per request a store lets in flight: a chart waiting to retry holds a worker,
+# not a slot, so the other workers keep the slots busy meanwhile.
+WORKERS_PER_SLOT = 4
 
 
 class SweepNotRecorded(MonitorError):
@@ -50,6 +59,7 @@ class SweepReport:
     entries: int = 0
     seconds: float = 0.0
     failures: list[FetchResult] = field(default_factory=list)
+    hosts: list[HostReport] = field(default_factory=list)  # what each host got
     status: str = "running"
     reason: str | None = None
     left_kind: str | None = None  # the error kind of the charts the sweep ended without
@@ -58,6 +68,10 @@ class SweepReport:
     def failed(self) -> int:
         """How many charts failed."""
         return len(self.failures)
+
+    def politeness(self) -> list[str]:
+        """Say, a line per host, what each got: its limits, rate and slow-downs."""
+        return [host.describe() for host in self.hosts]
 
     def summary(self) -> str:
         """Say in one line how the sweep went."""
@@ -96,27 +110,42 @@ async def _sweep(
     stop: threading.Event | None,
 ) -> SweepReport:
     clock = time.monotonic()
-    try:
-        sweep_id = storage.begin_sweep(db, now())
-    except sqlite3.Error as error:
-        raise SweepNotRecorded(f"cannot record a new sweep: {_storage_problem(error)}") from None
+    reserve.keep(db)
+    sweep_id, full = _begin(db)
     report = SweepReport(sweep_id, dict.fromkeys(requests))
     try:
+        if full:  # the reserve's room is the sweep's ending: none is left for charts
+            raise full
         await _fetch_all(db, report, settings, on_result, stop)
     except sqlite3.Error as error:
         _end(report, "failed", _storage_problem(error), _storage_kind(error))
     except Exception as error:
         # Not foreseen: say so in the sweep's record, then let it surface.
         _end(report, "failed", f"unexpected {type(error).__name__}: {error}", "sweep_failed")
-        _close(db, report, clock)
+        _close(db, report, clock, settings.events.milestones)
         raise
     else:
         if report.pending:
             _end(report, "stopped", getattr(stop, "reason", "stopped"), "stopped")
         else:
             _end(report, "finished", None, None)
-    _close(db, report, clock)
+    _close(db, report, clock, settings.events.milestones)
     return report
+
+
+def _begin(db: Database) -> tuple[int, sqlite3.Error | None]:
+    """Record a new sweep; where the disk is full, in the reserve's room, and then
+    return the disk's error too."""
+    try:
+        return storage.begin_sweep(db, now()), None
+    except sqlite3.Error as error:
+        problem = error
+        if _storage_kind(error) == "disk_full" and reserve.release(db):
+            try:
+                return storage.begin_sweep(db, now()), error
+            except sqlite3.Error as again:
+                problem = again
+        raise SweepNotRecorded(f"cannot record a new sweep: {_storage_problem(problem)}") from None
 
 
 async def _fetch_all(
@@ -126,36 +155,119 @@ async def _fetch_all(
     on_result: Callable[[FetchResult], None],
     stop: threading.Event | None,
 ) -> None:
-    """Fetch the pending charts concurrently, storing each as it arrives."""
-    # Each store has its own politeness, for the whole sweep: concurrent, or paced.
-    gates = {name: store.gate(settings.policy) for name, store in STORES.items()}
+    """Fetch the pending charts concurrently, storing each as it arrives.
+
+    Each store's charts are fetched by a few workers per request its politeness lets
+    through at once (WORKERS_PER_SLOT). The results wait in a bounded queue for the
+    writer thread, which owns the database for the sweep: fetching never waits for the
+    disk unless the queue is full, and memory stays bounded however many charts the
+    sweep has.
+    """
+    gates = Gates()
     budget = RetryBudget(settings.policy.max_wait)
-    trim_log = storage.LogTrimmer()
+    results = _Results(RESULTS_WAITING)
     async with build_client(settings.policy) as client:
-        tasks = [
-            asyncio.create_task(fetch(client, gates[req.store], budget, req, settings))
-            for req in report.pending
+        workers = [
+            asyncio.create_task(_fetch_each(client, gates, budget, charts, settings, results))
+            for name, charts in _by_store(report.pending)
+            for _ in range(STORES[name].politeness(settings.policy).concurrency * WORKERS_PER_SLOT)
         ]
-        watcher = asyncio.create_task(_cancel_when(stop, tasks))
+        watcher = asyncio.create_task(_cancel_when(stop, workers))
+        closer = asyncio.create_task(_close_when_done(workers, results))
         try:
-            for task in asyncio.as_completed(tasks):
-                try:
-                    result = await task
-                except asyncio.CancelledError:
-                    continue
-                _store(db, report, result, settings.raw)
-                trim_log(db)
-                on_result(result)
+            await _store_each(db, report, results, settings.raw, on_result)
         finally:
-            # Whatever ended the loop, no fetch outlives it, and each closes its response.
-            for pending in [*tasks, watcher]:
+            results.stored_all.set()
+            # Whatever ended the storing, no fetch outlives it, and each closes its response.
+            for pending in [*workers, watcher, closer]:
                 pending.cancel()
-            await asyncio.gather(*tasks, watcher, return_exceptions=True)
+            await asyncio.gather(*workers, watcher, closer, return_exceptions=True)
+            report.hosts = gates.reports()
 
 
-async def _cancel_when(
-    stop: threading.Event | None, tasks: list[asyncio.Task[FetchResult]]
+def _by_store(requests: Iterable[ChartRequest]) -> list[tuple[str, Iterator[ChartRequest]]]:
+    """Each store's charts, in order, as one iterator its workers share."""
+    stores: dict[str, list[ChartRequest]] = {}
+    for req in requests:
+        stores.setdefault(req.store, []).append(req)
+    return [(store, iter(charts)) for store, charts in stores.items()]
+
+
+async def _fetch_each(
+    client: httpx.AsyncClient,
+    gates: Gates,
+    budget: RetryBudget,
+    charts: Iterator[ChartRequest],
+    settings: Settings,
+    results: _Results,
 ) -> None:
+    """Fetch the store's next chart until there is none, handing each result on."""
+    for req in charts:
+        await _hand_on(results, await fetch(client, gates, budget, req, settings))
+
+
+class _Results(asyncio.Queue[FetchResult | None]):
+    """The results waiting for the writer (None: there are no more), and whether the
+    writer has stored all it will."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.stored_all = asyncio.Event()
+
+
+async def _hand_on(results: _Results, result: FetchResult) -> None:
+    """Queue a result for the writer. A stop that comes while it waits for room still
+    lets it in while the writer goes on, which stores every result queued before its
+    end: a chart fetched is not recorded as not fetched. Once the writer has ended (a
+    failure of storage), nothing waits."""
+    queued = asyncio.ensure_future(results.put(result))
+    try:
+        await asyncio.shield(queued)
+    except asyncio.CancelledError:
+        ended = asyncio.ensure_future(results.stored_all.wait())
+        try:
+            await asyncio.wait({queued, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            queued.cancel()
+            ended.cancel()
+        raise
+
+
+async def _close_when_done(workers: list[asyncio.Task[None]], results: _Results) -> None:
+    """Once every worker has ended, fetched or stopped, tell the writer there is no more."""
+    await asyncio.gather(*workers, return_exceptions=True)
+    await results.put(None)
+
+
+async def _store_each(
+    db: Database,
+    report: SweepReport,
+    results: _Results,
+    caps: RawCaps,
+    on_result: Callable[[FetchResult], None],
+) -> None:
+    """Store the results on the writer thread as they come: each time, those waiting, in
+    one transaction (a group commit), so that many small charts share one write.
+
+    A write is never abandoned halfway: this coroutine is not cancelled by a stop, and
+    the pool is waited for whatever happens, so the report always matches the file.
+    """
+    loop = asyncio.get_running_loop()
+    trim_log = storage.LogTrimmer()
+    done = False
+    with ThreadPoolExecutor(1, thread_name_prefix="monitor-writer") as writer:
+        while not done:
+            group = [await results.get()]
+            while not results.empty() and len(group) < GROUP_COMMIT:
+                group.append(results.get_nowait())
+            done = group[-1] is None
+            stored = [result for result in group if result is not None]
+            await loop.run_in_executor(writer, _store, db, report, stored, caps, trim_log)
+            for result in stored:
+                on_result(result)
+
+
+async def _cancel_when(stop: threading.Event | None, tasks: list[asyncio.Task[None]]) -> None:
     """Cancel the sweep's fetches once stop is set; each observation stays whole."""
     if stop is None:
         return
@@ -165,34 +277,45 @@ async def _cancel_when(
         task.cancel()
 
 
-class _Started:
-    """Wrap a gate, noting when it first let the chart's request through."""
+class _Turn:
+    """A chart's way through its host's gate, attempt by attempt, noting when the gate
+    first let it through."""
 
-    def __init__(self, gate: AbstractAsyncContextManager[Any]) -> None:
+    def __init__(self, gate: Gate) -> None:
         self.gate = gate
         self.at: str | None = None
+        self._started = 0.0
 
     async def __aenter__(self) -> None:
-        await self.gate.__aenter__()
+        self._started = await self.gate.enter()
         self.at = self.at or now()
 
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.gate.__aexit__(*exc)
+    async def __aexit__(self, kind: Any, error: BaseException | None, trace: Any) -> None:
+        await self.gate.leave(self._started, error)
+
+    def complain(self) -> None:
+        """Tell the gate the host complained in its answer to this chart's last attempt."""
+        self.gate.complained(self._started)
 
 
 async def fetch(
     client: httpx.AsyncClient,
-    gate: AbstractAsyncContextManager[Any],
+    gates: Gates,
     budget: RetryBudget,
     req: ChartRequest,
     settings: Settings,
 ) -> FetchResult:
-    """Fetch, parse and validate one chart; any failure becomes an error result."""
+    """Fetch, parse and validate one chart; any failure becomes an error result.
+
+    Each attempt passes the gate of the store's host (monitor.politeness).
+    """
     store = STORES[req.store]
-    started = _Started(gate)
+    started: _Turn | None = None
     answer: Answer | None = None
     try:
         request = store.http_request(client, req, settings.endpoints)
+        gate = gates.for_host(req.store, host_of(request), store.politeness(settings.policy))
+        started = _Turn(gate)
         answer = await send(client, request, settings.policy, started, budget)
         fetched_at = now()
         listing = check_listing(req, store.parse(req, answer.body))
@@ -201,9 +324,11 @@ async def fetch(
     # not an Exception and passes.)
     except Exception as error:
         failure = error if isinstance(error, FetchError) else _unforeseen(req, error)
+        if answer is not None and started is not None and failure.kind == "rate_limited":
+            started.complain()  # a rate limit in the body of an answer (Google Play's)
         return FetchResult(
             req,
-            started.at or now(),
+            (started and started.at) or now(),
             now(),
             error=str(failure),
             error_kind=failure.kind,
@@ -220,14 +345,35 @@ def _unforeseen(req: ChartRequest, error: Exception) -> FetchError:
     return Unexpected(f"unexpected {type(error).__name__}: {error}"[:1000])
 
 
-def _store(db: Database, report: SweepReport, result: FetchResult, caps: RawCaps) -> None:
-    storage.record(db, report.sweep_id, result, caps)
-    del report.pending[result.req]
-    if result.listing is None:
-        report.failures.append(result)
-    else:
-        report.ok += 1
-        report.entries += len(result.listing.entries)
+def _store(
+    db: Database,
+    report: SweepReport,
+    group: list[FetchResult],
+    caps: RawCaps,
+    trim_log: storage.LogTrimmer,
+) -> None:
+    """Store a group of results in one transaction, then count them in the report; on
+    the writer thread. Each result is whole, and the group is stored whole or not at all:
+    a group that fails (a full disk, say) is tried again one result at a time, so that
+    as many are stored as there is room for, and the first that fails ends the sweep."""
+    try:
+        with db.atomic():
+            for result in group:
+                storage.record(db, report.sweep_id, result, caps)
+    except sqlite3.Error:
+        if len(group) <= 1:
+            raise
+        for result in group:
+            _store(db, report, [result], caps, trim_log)
+        return
+    for result in group:
+        del report.pending[result.req]
+        if result.listing is None:
+            report.failures.append(result)
+        else:
+            report.ok += 1
+            report.entries += len(result.listing.entries)
+    trim_log(db)
 
 
 def _storage_kind(error: sqlite3.Error) -> str:
@@ -245,41 +391,60 @@ def _end(report: SweepReport, status: str, reason: str | None, left_kind: str | 
     report.status, report.reason, report.left_kind = status, reason, left_kind
 
 
-def _close(db: Database, report: SweepReport, clock: float) -> None:
-    """Record the charts left without a row, and how the sweep ended.
+def _close(db: Database, report: SweepReport, clock: float, milestones: Sequence[int]) -> None:
+    """Record how the sweep ended, with a row for each chart it ended without.
 
-    Where the database cannot take the charts' rows (a full disk), the sweep's row alone
-    is tried; where it cannot take that either, SweepNotRecorded carries the news to
-    the log and the exit code.
+    Where the disk is full, the reserve's room is given to this record (monitor.reserve).
+    Where the database cannot take the charts' rows, the sweep's row alone is tried;
+    where it cannot take that either, SweepNotRecorded carries the news to the log and
+    the exit code.
     """
     report.seconds = time.monotonic() - clock
-    left = list(report.pending)
-    finished_at = now()
-    if left:
-        _record_left(db, report, left, finished_at)
-    end = storage.SweepEnd(
-        finished_at, report.status, report.reason, report.ok, report.failed, report.entries
-    )
+    if report.left_kind == "disk_full":
+        reserve.release(db)
+    left = _left(report, now())
     try:
-        storage.finish_sweep(db, report.sweep_id, end)
+        storage.finish_sweep(db, report.sweep_id, _sweep_end(report, left), milestones, left)
     except sqlite3.Error as error:
-        raise SweepNotRecorded(
-            f"sweep {report.sweep_id} {report.status} ({report.reason}), and its record could "
-            f"not be completed: {_storage_problem(error)}"
-        ) from None
-
-
-def _record_left(db: Database, report: SweepReport, left: list[ChartRequest], at: str) -> None:
-    """Give each chart the sweep ended without a row saying why, where there is room."""
-    missed = "not fetched" if report.status == "stopped" else "not fetched or not stored"
-    why = f"{missed}: the sweep {report.status} ({report.reason})"
-    report.reason = f"{report.reason}; {len(left)} charts {missed}"
-    try:
-        storage.record_unfetched(db, report.sweep_id, left, at, why, report.left_kind or "")
-    except sqlite3.Error as error:
-        report.reason += ", with no row of their own" + (
+        if left is None:
+            raise _not_recorded(report, error) from None
+        report.reason = f"{report.reason}, with no row of their own" + (
             "" if _storage_kind(error) == "disk_full" else f" ({_storage_problem(error)})"
         )
+        try:
+            storage.finish_sweep(db, report.sweep_id, _sweep_end(report, None), milestones)
+        except sqlite3.Error as again:
+            raise _not_recorded(report, again) from None
+
+
+def _left(report: SweepReport, at: str) -> storage.Unfetched | None:
+    """The charts the sweep ended without, and why; the sweep's reason counts them."""
+    if not report.pending:
+        return None
+    missed = "not fetched" if report.status == "stopped" else "not fetched or not stored"
+    why = f"{missed}: the sweep {report.status} ({report.reason})"
+    report.reason = f"{report.reason}; {len(report.pending)} charts {missed}"
+    return storage.Unfetched(list(report.pending), at, why, report.left_kind or "")
+
+
+def _sweep_end(report: SweepReport, left: storage.Unfetched | None) -> storage.SweepEnd:
+    finished_at = left.at if left else now()
+    return storage.SweepEnd(
+        finished_at,
+        report.status,
+        report.reason,
+        report.ok,
+        report.failed,
+        report.entries,
+        report.hosts,
+    )
+
+
+def _not_recorded(report: SweepReport, error: sqlite3.Error) -> SweepNotRecorded:
+    return SweepNotRecorded(
+        f"sweep {report.sweep_id} {report.status} ({report.reason}), and its record could "
+        f"not be completed: {_storage_problem(error)}"
+    )
 
 
 def sweep_once(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from monitor.errors import UsageError
 
@@ -26,6 +27,7 @@ class FetchPolicy:
     """How politely and how persistently to fetch, and the bounds of every response."""
 
     concurrency: int = 8
+    rate: float = 0.0  # requests started a second to each host; 0: no limit
     timeout: float = 30.0  # the deadline of one attempt: connecting, headers and body
     retries: int = 3
     backoff: float = 1.0
@@ -49,12 +51,21 @@ class RawCaps:
 
 
 @dataclass(frozen=True)
+class EventRules:
+    """Which events a sweep records beyond each chart's changes (monitor.events)."""
+
+    # The storefront counts at No. 1 (or in the top 10) whose crossing is a milestone.
+    milestones: tuple[int, ...] = (1, 10, 25, 50, 100)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a sweep needs besides the charts themselves."""
 
     endpoints: Mapping[str, str]  # each store's base URLs, by Endpoint.key
     policy: FetchPolicy = field(default_factory=FetchPolicy)
     raw: RawCaps = field(default_factory=RawCaps)
+    events: EventRules = field(default_factory=EventRules)
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,35 @@ def format_size(size: int) -> str:
 
 
 @dataclass(frozen=True)
+class Alert:
+    """One destination: where to post, how, signed with what, and which events."""
+
+    name: str
+    url: str
+    secret: str = field(repr=False)
+    format: str = "json"
+    kinds: tuple[str, ...] = ()  # none: every kind
+    apps: tuple[str, ...] = ()  # store ids; none: every app
+    countries: tuple[str, ...] = ()  # storefront codes; none: every one (and milestones)
+    charts: tuple[str, ...] = ()
+    threshold: int | None = None  # milestones below it are not sent
+
+    def wants(self, event: Mapping[str, Any]) -> bool:
+        """Tell whether this destination is sent the event."""
+        return (
+            (not self.kinds or event["kind"] in self.kinds)
+            and (not self.apps or event["app_id"] in self.apps)
+            and (not self.countries or event["country"] in self.countries)
+            and (not self.charts or event["chart"] in self.charts)
+            and (
+                self.threshold is None
+                or event["threshold"] is None
+                or event["threshold"] >= self.threshold
+            )
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything monitor runs with; charts None means the default selection."""
 
@@ -149,3 +189,4 @@ class Config:
     schedule: Schedule
     access: Access
     charts: tuple[ChartSpec, ...] | None
+    alerts: tuple[Alert, ...] = ()  # webhook destinations (monitor.alerts)

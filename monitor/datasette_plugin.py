@@ -4,7 +4,6 @@ bounded read connections, and the ``/-/health`` and ``/-/metrics`` endpoints."""
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +13,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response, asgi_static
 from markupsafe import Markup
 
-from monitor import datasette_leaks, queries, readers
+from monitor import app_page, datasette_leaks, feed, history_pages, queries, readers
 from monitor.dashboard import STATIC, STATIC_URL
 from monitor.health import DEFAULT_MAX_AGE, read_health
 from monitor.metadata import front_tables
@@ -73,14 +72,48 @@ async def metrics_page(datasette: Any) -> Response:
 
 
 @hookimpl
+def register_output_renderer() -> dict[str, Any]:
+    """A .atom link on the queries whose rows are a feed's entries (monitor.feed)."""
+
+    def render_atom(
+        datasette: Any,
+        request: Any,
+        columns: Any,
+        rows: Any,
+        query_name: str | None,
+        database: str,
+    ) -> Any:
+        return feed.render(datasette, request, columns, rows, query_name, database)
+
+    return {"extension": "atom", "render": render_atom, "can_render": feed.can_render}
+
+
+@hookimpl
+def extra_css_urls() -> list[str]:
+    """The app page's layout (monitor/static/monitor.css)."""
+    return [f"{STATIC_URL}monitor.css"]
+
+
+@hookimpl
+def extra_js_urls() -> list[str]:
+    """Every time field a date-time input (monitor/static/time-input.js)."""
+    return [f"{STATIC_URL}time-input.js"]
+
+
+@hookimpl
 def extra_template_vars(template: str, datasette: Any) -> dict[str, Any]:
-    """Give the index, monitor's front door, the tables it describes."""
+    """Give the index, monitor's front door, the tables it describes, and where its search
+    box goes: the app page, which draws with SQL, where SQL is allowed; else the
+    headline's canned query."""
     if template != "index.html":
         return {}
     public = bool((datasette.plugin_config("monitor") or {}).get("public"))
-    return {"monitor_tables": front_tables(public)}
+    sql = datasette.metadata("allow_sql") is not False
+    return {"monitor_tables": front_tables(public), "monitor_app_page": sql}
 
 
+# The events feed's link columns, and what their links say.
+_FEED_LINKS = {"atom_link": "evidence", "app_page": "app page"}
 # The canned queries' link columns, and what their links say.
 _LINKS = {"link": "permalink", "earlier": "the sweep before", "later": "the sweep after"}
 
@@ -110,33 +143,23 @@ def render_cell(
         else:
             text = _LINKS[column]
         return Markup('<a href="{}">{}</a>').format(value, text)
+    if column in _FEED_LINKS and isinstance(value, str) and value.startswith(("rankings?", "/")):
+        # An event's evidence (queries.EVENTS_FEED): its observation, or the app page.
+        return Markup('<a href="{}">{}</a>').format(value, _FEED_LINKS[column])
     if column == "snapshot_id" and isinstance(value, int) and table != "snapshots":
-        url = datasette.urls.table(database, "rankings") + f"?snapshot_id={value}"
+        url = datasette.urls.table(database, "rankings") + f"?snapshot_id={value}&_sort=rank"
         return Markup('<a href="{}">{}</a>').format(url, value)
     return None
 
 
-# Views over the whole history: counting their rows on every page costs more than the page.
-_UNCOUNTED = re.compile(r"^/[^/]+/(rankings|fetches)(\.json|\.csv)?$")
-
-
 @hookimpl
 def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
-    """Skip the row count on the pages of the history views, unless asked for, and run
-    costly requests one at a time (monitor.turns)."""
+    """Keep the pages of the history within the time limit (monitor.history_pages), run
+    costly requests one at a time (monitor.turns), and send the app page to its app's
+    id (monitor.app_page)."""
 
     def wrap(app: Any) -> Any:
-        async def skip_count(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            query = scope.get("query_string", b"")
-            if (
-                scope["type"] == "http"
-                and _UNCOUNTED.match(scope["path"])
-                and (b"_nocount" not in query)
-            ):
-                scope = {**scope, "query_string": query + (b"&" if query else b"") + b"_nocount=1"}
-            await gated(scope, receive, send)
-
         gated = Turns(app, sql_allowed=datasette.metadata("allow_sql") is not False)
-        return skip_count
+        return app_page.wrap(history_pages.wrap(gated, datasette), datasette)
 
     return wrap

@@ -62,6 +62,11 @@ class RetryBudget:
         return True
 
 
+def host_of(request: httpx.Request) -> str:
+    """The host (and port, if any) a request goes to: what a politeness gate is for."""
+    return request.url.netloc.decode()
+
+
 def build_client(
     policy: FetchPolicy, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
@@ -198,22 +203,3 @@ def parse_retry_after(value: str | None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
-class Pacer:
-    """Let one request through at a time, starting each at least interval seconds apart."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._lock = asyncio.Lock()
-        self._next = 0.0
-
-    async def __aenter__(self) -> None:
-        await self._lock.acquire()
-        delay = self._next - asyncio.get_running_loop().time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._next = asyncio.get_running_loop().time() + self.interval
-        self._lock.release()

@@ -1,4 +1,4 @@
-"""File locks beside the database: one service per file, one sweep at a time.
+"""File locks: one service per database, one sweep at a time, one export per folder.
 
 The kernel drops a lock when its process dies, even by ``kill -9``, so a crash never
 leaves a stale lock behind. Locks sit beside the real file, symlinks resolved, so that
@@ -24,17 +24,13 @@ class AlreadyRunning(MonitorError):
 @contextmanager
 def service_lock(db_path: str | Path) -> Iterator[None]:
     """Hold the database's service lock, or raise AlreadyRunning naming its holder."""
-    fd = _open(_beside(db_path, ".run.lock"))
-    try:
-        if not _try_lock(fd):
-            raise AlreadyRunning(
-                f"{db_path} is already used by another 'monitor run' (pid {_holder(fd)}); "
-                "stop that one first"
-            )
-        _claim(fd)
+    with exclusive(
+        _beside(db_path, ".run.lock"),
+        lambda pid: AlreadyRunning(
+            f"{db_path} is already used by another 'monitor run' (pid {pid}); stop that one first"
+        ),
+    ):
         yield
-    finally:
-        os.close(fd)
 
 
 @contextmanager
@@ -55,6 +51,19 @@ def sweep_lock(
                     raise Stopped("stopped while waiting for another sweep to finish")
         if stop.is_set():
             raise Stopped("stopped before the sweep began")
+        _claim(fd)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def exclusive(path: Path, refusal: Callable[[str], MonitorError]) -> Iterator[None]:
+    """Hold the lock file at path, or raise ``refusal`` of the holder's pid."""
+    fd = _open(path)
+    try:
+        if not _try_lock(fd):
+            raise refusal(_holder(fd))
         _claim(fd)
         yield
     finally:

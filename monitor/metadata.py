@@ -36,7 +36,13 @@ _ERROR_KIND = (
 
 TABLES: dict[str, dict[str, Any]] = {
     "rankings": {
-        "description": "One row per observed chart and rank: the public surface to query.",
+        "description": (
+            "One row per observed chart and rank: the public surface to query. It opens "
+            "on the latest complete sweep; it sorts by the columns its indexes serve, and "
+            "facets once filtered."
+        ),
+        # On a history of millions of rows, only these sorts answer within the time limit.
+        "sortable_columns": ["snapshot_id", "fetched_at", "rank"],
         "columns": {
             "snapshot_id": "The observation (one fetch of one chart) this rank comes from",
             **_CHART_COLUMNS,
@@ -168,7 +174,6 @@ TABLES: dict[str, dict[str, Any]] = {
     "attempts": {
         "description": "How fetches are stored; query fetches for the same rows with chart names.",
         "sort_desc": "id",
-        "facets": ["status", "error_kind"],
         "columns": {
             "id": "The attempt",
             "sweep_id": "The sweep",
@@ -190,12 +195,122 @@ TABLES: dict[str, dict[str, Any]] = {
             "body": "The kept bytes, zlib-compressed",
         },
     },
+    "events": {
+        "description": (
+            "What changed, when it happened: an app entering or leaving No. 1, the top 10 or "
+            "a chart in one storefront (against the chart's previous successful "
+            "observation: a failed fetch is no change), and milestones, the storefronts "
+            "where it is No. 1 or in the top 10 crossing a threshold at a sweep's end."
+        ),
+        "sort_desc": "id",
+        "columns": {
+            "id": "The event, in the order they happened",
+            "kind": (
+                "entered_no1, left_no1, entered_top10, left_top10, entered_chart, "
+                "left_chart; or milestone_no1, milestone_top10"
+            ),
+            "at": "When: the observation that showed it, or the end of the sweep, UTC",
+            "store": _STORES,
+            "chart": _CHART_COLUMNS["chart"],
+            "device": _CHART_COLUMNS["device"],
+            "genre": _CHART_COLUMNS["genre"],
+            "country": "The storefront; empty for a milestone, which counts them all",
+            "app_id": "The store's id of the app",
+            "app_name": "The name it was shown under",
+            "rank_before": "Its rank in the observation before; empty where it was not ranked",
+            "rank_after": "Its rank in this observation; empty where it is not ranked",
+            "snapshot_before": "The observation compared with",
+            "snapshot_after": "The observation that showed the change",
+            "observed_before": "When the observation compared with was fetched, UTC",
+            "threshold": "The milestone's threshold: a number of storefronts",
+            "countries": "The storefronts where it is No. 1 (or in the top 10) at the sweep's end",
+            "countries_before": "The same at the end of the sweep before",
+            "sweep_id": "The sweep it happened in",
+        },
+    },
+    "event_log": {
+        "description": "How events are stored; query events for the same rows by name.",
+        "hidden": True,
+        "columns": {
+            "id": "The event",
+            "kind": "What happened (see events)",
+            "sweep_id": "The sweep it happened in",
+            "app": "The app",
+            "label": "The name it was shown under",
+            "chart_id": "The chart, for an app's move in one",
+            "snapshot_before": "The observation compared with",
+            "snapshot_after": "The observation that showed the change",
+            "rank_before": "Its rank before",
+            "rank_after": "Its rank after",
+            "at": "A milestone's time: the end of the sweep",
+            "store": "A milestone's store",
+            "chart": "A milestone's chart",
+            "device": "A milestone's device",
+            "genre": "A milestone's genre",
+            "threshold": "A milestone's threshold",
+            "countries": "Storefronts counted at the sweep's end",
+            "countries_before": "Storefronts counted at the end of the sweep before",
+        },
+    },
+    "sweep_hosts": {
+        "description": (
+            "What each host of a store got in each sweep: the limits it was given, the "
+            "requests sent and the rate reached, and how often it asked to slow down "
+            "(HTTP 429 or 503), each time halving the requests let in flight."
+        ),
+        "sort_desc": "sweep_id",
+        "columns": {
+            "sweep_id": "The sweep (see sweeps)",
+            "store": "apple or play",
+            "host": "The host, as host:port where a port was given",
+            "limits": "Requests let in flight at once, and started a second, at most",
+            "requests": "Requests sent, retries included",
+            "seconds": "From the first request's start to the last one's",
+            "rate": "Requests started a second: (requests - 1) / seconds",
+            "slowdowns": "Times the host answered 429 or 503 and the sweep slowed down",
+            "fewest_in_flight": "The fewest requests the host was let have in flight",
+        },
+    },
+    "deliveries": {
+        "description": (
+            "Every try to send an event to a webhook ([[alerts]] in the config): which "
+            "destination, by name, and how it went. URLs and secrets are not kept."
+        ),
+        "sort_desc": "id",
+        "columns": {
+            "id": "The try",
+            "event_id": "The event sent (see events)",
+            "destination": "The [[alerts]] table's name",
+            "try": "Which try this was for that event and destination, from 1",
+            "tried_at": "When, UTC",
+            "status": "ok (a 2xx answer), or error",
+            "http_status": "The destination's HTTP status, where it answered",
+            "error": "What went wrong: the status and the start of the answer, or the cause",
+            "seconds": "How long the try took",
+        },
+    },
+    "outbox": {
+        "description": "What webhooks are to send, and how far each got.",
+        "hidden": True,
+        "columns": {
+            "event_id": "The event",
+            "destination": "The [[alerts]] table's name",
+            "state": "pending, delivered, or failed (after the last try)",
+            "tries": "Tries so far",
+            "next_try_at": "When a pending one is tried next, UTC",
+        },
+    },
+    "alert_cursors": {
+        "description": "The last event each webhook destination was considered for.",
+        "hidden": True,
+        "columns": {"destination": "The [[alerts]] table's name", "event_id": "The event"},
+    },
     "_sqlite_migrations": {"description": "Which schema migrations have run.", "hidden": True},
 }
 
 
 # What the index lists first: what people query; then how it is stored.
-PUBLIC_TABLES = ("rankings", "fetches", "storefronts", "notes")
+PUBLIC_TABLES = ("rankings", "fetches", "events", "storefronts", "notes")
 
 
 def front_tables(public: bool) -> list[dict[str, str]]:

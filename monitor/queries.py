@@ -8,10 +8,13 @@ never the same as *not ranked*. Times are text in ``YYYY-MM-DDTHH:MM:SSZ``; a bl
 
 from __future__ import annotations
 
+import html
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 
-from monitor.sources import CHARTS, DEVICES
+from monitor.sources import CHARTS, DEVICE_TITLES, DEVICES, STORES
 
 MAX_AGE_SECONDS = 6 * 3600
 _HOURS = f"{MAX_AGE_SECONDS / 3600:g}"
@@ -52,9 +55,20 @@ _AT = """strftime('%Y-%m-%dT%H:%M:%SZ', coalesce(nullif(:at, ''),
 AT = f"SELECT {_AT} AS at"
 
 
+def _text_function(function: Callable[[str], str]) -> Callable[[object], str | None]:
+    """Make a function of text an SQL function: NULL stays NULL, numbers are read as text."""
+    return lambda value: None if value is None else function(str(value))
+
+
 def prepare(conn: sqlite3.Connection) -> None:
-    """Register what these queries call on a connection: casefold(), Python's."""
+    """Register what these queries call on a connection: casefold(), Python's;
+    html_escape(), for text put in a page as HTML; url_quote(), for text put in a link's
+    query string."""
     conn.create_function("casefold", 1, str.casefold, deterministic=True)
+    conn.create_function("html_escape", 1, _text_function(html.escape), deterministic=True)
+    conn.create_function(
+        "url_quote", 1, _text_function(lambda text: quote(text, safe="")), deterministic=True
+    )
 
 
 # The apps :app means: the apps whose store id it is; else those one of whose names, in
@@ -158,9 +172,9 @@ SELECT p.at, store, chart, device, genre, country, sf.name AS country_name,
 FROM seen, p LEFT JOIN storefronts sf ON sf.code = seen.country"""
 
 
-# The end of the complete sweep just before (MAX, <) or just after (MIN, >) p.at.
+# The end of the complete sweep just before (MAX, <) or just after (MIN, >) an instant.
 _SWEEP_END = (
-    "SELECT {step}(finished_at) FROM sweeps WHERE status = 'finished' AND finished_at {op} p.at"
+    "SELECT {step}(finished_at) FROM sweeps WHERE status = 'finished' AND finished_at {op} {at}"
 )
 
 
@@ -184,10 +198,11 @@ def for_one_app(rows: str, columns: tuple[str, ...], order: str) -> str:
     none = {"at": "p.at", "note": "'no app has the id or a name containing ' || quote(:app)"}
     pin = "|| '&at=' || p.at" if "at" in columns else ""
     # Where the answer has an instant, the same question at the sweeps before and after.
+    before = _SWEEP_END.format(step="MAX", op="<", at="p.at")
+    after = _SWEEP_END.format(step="MIN", op=">", at="p.at")
     steps = (
-        f", '?app=' || answer.app_id || '&at=' || ({_SWEEP_END.format(step='MAX', op='<')})"
-        f" AS earlier, '?app=' || answer.app_id || '&at=' || "
-        f"({_SWEEP_END.format(step='MIN', op='>')}) AS later"
+        f", '?app=' || url_quote(answer.app_id) || '&at=' || ({before}) AS earlier, "
+        f"'?app=' || url_quote(answer.app_id) || '&at=' || ({after}) AS later"
         if "at" in columns
         else ""
     )
@@ -202,7 +217,7 @@ FROM matches m, p WHERE (SELECT COUNT(*) FROM matches) > 1
 UNION ALL
 SELECT {", ".join(none.get(c, "NULL") + f" AS {c}" for c in columns)}
 FROM p WHERE NOT EXISTS (SELECT 1 FROM matches))
-SELECT answer.*, '?app=' || answer.app_id {pin} AS link{steps} FROM answer, p
+SELECT answer.*, '?app=' || url_quote(answer.app_id) {pin} AS link{steps} FROM answer, p
 ORDER BY {order}, app_id"""
 
 
@@ -286,6 +301,8 @@ APP_HISTORY = for_one_app(
     "fetched_at, store, chart, device, genre, country",
 )
 
+# "+r.rank" keeps SQLite off the index of ranks, which holds every run at No. 1 of the
+# history: each chart's latest observation seeks its runs by their key instead.
 NUMBER_ONES = f"""WITH p AS (SELECT {_AT} AS at),
 latest AS (
   SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
@@ -297,7 +314,7 @@ SELECT p.at, l.store, l.chart, l.device, l.genre, l.country, sf.name AS country_
   s.id AS snapshot_id
 FROM latest l, p
 JOIN snapshots s ON s.id = l.snapshot_id
-JOIN runs r ON r.chart_id = l.chart_id AND {covers("r", "s.id")} AND {NUMBER_ONE.holds("r.rank")}
+JOIN runs r ON r.chart_id = l.chart_id AND {covers("r", "s.id")} AND {NUMBER_ONE.holds("+r.rank")}
 JOIN apps a ON a.id = r.app
 JOIN labels lb ON lb.id = r.label
 LEFT JOIN storefronts sf ON sf.code = l.country
@@ -305,12 +322,21 @@ WHERE {within_max_age("s.fetched_at", "p.at")}
 ORDER BY l.store, l.chart, l.device, l.genre, l.country"""
 
 
-def _url_quoted(text: str) -> str:
-    """SQL: text as a query string value: the characters that would end or change it,
-    escaped (% first, so that no escape is escaped again)."""
-    for char in "%&#+ ?=":
-        text = f"replace({text}, '{char}', '%{ord(char):02X}')"
-    return text
+# Per chart kind and app: in how many storefronts it was No. 1 and in the top 10 at :at,
+# counted as a claim counts them (each chart's latest observation, at most :max_age old),
+# with one of the names it was shown under there. What milestones compare.
+BAND_COUNTS = f"""WITH p AS (SELECT :at AS at),
+latest AS (
+  SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, {_LATEST_SNAPSHOT} AS snapshot_id
+  FROM charts c, p
+)
+SELECT l.store, l.chart, l.device, l.genre, r.app, MIN(r.label) AS label,
+  SUM({NUMBER_ONE.holds("r.rank")}) AS {NUMBER_ONE.key}, COUNT(*) AS {TOP_10.key}
+FROM latest l, p
+JOIN snapshots s ON s.id = l.snapshot_id
+JOIN runs r ON r.chart_id = l.chart_id AND {covers("r", "s.id")} AND {TOP_10.holds("+r.rank")}
+WHERE {within_max_age("s.fetched_at", "p.at")}
+GROUP BY l.store, l.chart, l.device, l.genre, r.app"""
 
 
 # Each chart's latest observation against its latest one :hours (blank: MOVERS_HOURS)
@@ -357,9 +383,9 @@ SELECT m.store, m.chart, m.device, m.genre, m.country, sf.name AS country_name, 
   m.rank_before - m.rank AS places,
   b.fetched_at AS compared_from, n.fetched_at AS compared_to, m.move, m.moves,
   CASE WHEN m.move = page.number * {MOVERS_LIMIT} AND m.moves > m.move
-    THEN '?hours=' || {_url_quoted("coalesce(:hours, '')")}
-      || '&country=' || {_url_quoted("coalesce(:country, '')")}
-      || '&app=' || {_url_quoted("coalesce(:app, '')")} || '&page=' || (page.number + 1)
+    THEN '?hours=' || url_quote(coalesce(:hours, ''))
+      || '&country=' || url_quote(coalesce(:country, ''))
+      || '&app=' || url_quote(coalesce(:app, '')) || '&page=' || (page.number + 1)
   END AS link
 FROM ranked m, page
 JOIN apps a ON a.id = m.app
@@ -396,7 +422,7 @@ points AS (
     s.id AS snapshot_id, s.fetched_at,
     {previous_snapshot("s")} AS previous_snapshot
   FROM target a
-  CROSS JOIN runs r ON r.app = a.id AND {NUMBER_ONE.holds("r.rank")}
+  CROSS JOIN runs r ON r.app = a.id AND {NUMBER_ONE.holds("+r.rank")}
   JOIN charts c ON c.id = r.chart_id
   JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}, p
   WHERE s.fetched_at <= p.at
@@ -427,7 +453,7 @@ def _number_one_peaks(app: str) -> str:
 SELECT c.store, c.chart, c.device, c.genre, s.sweep_id, MIN(s.fetched_at) AS at,
   COUNT(*) AS countries
 FROM target a
-CROSS JOIN runs r ON r.app = a.id AND {NUMBER_ONE.holds("r.rank")}
+CROSS JOIN runs r ON r.app = a.id AND {NUMBER_ONE.holds("+r.rank")}
 JOIN charts c ON c.id = r.chart_id
 JOIN snapshots s ON s.chart_id = r.chart_id AND {covers("r", "s.id")}, p
 WHERE s.fetched_at <= p.at
@@ -496,6 +522,71 @@ ORDER BY m.store, m.app_id
 LIMIT {FIND_LIMIT}"""
 
 
+def _literal(text: str) -> str:
+    """SQL: text as a string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+# The chart of a row (store, chart, device) as a sentence names it: "top free iPhone apps".
+_CHART_WORDS = (
+    "replace(chart, '-', ' ') || ' ' || CASE "
+    + " ".join(f"WHEN device = {_literal(d)} THEN {_literal(t)}" for d, t in DEVICE_TITLES.items())
+    + " "
+    + " ".join(f"WHEN store = {_literal(s.name)} THEN {_literal(s.title)}" for s in STORES.values())
+    + " ELSE store END || ' apps'"
+)
+
+# What each kind of event did, as a feed's title says it.
+_PLACE = "coalesce(sf.name, p.country)"
+_STOREFRONTS = "p.countries || CASE p.countries WHEN 1 THEN ' storefront' ELSE ' storefronts' END"
+_EVENT_WORDS = {
+    "entered_no1": f"'No. 1 in ' || {_PLACE}",
+    "left_no1": f"'no longer No. 1 in ' || {_PLACE}",
+    "entered_top10": f"'into the top 10 in ' || {_PLACE}",
+    "left_top10": f"'out of the top 10 in ' || {_PLACE}",
+    "entered_chart": f"'into the chart in ' || {_PLACE}",
+    "left_chart": f"'out of the chart in ' || {_PLACE}",
+    "milestone_no1": f"'No. 1 in ' || {_STOREFRONTS}",
+    "milestone_top10": f"'in the top 10 in ' || {_STOREFRONTS}",
+}
+FEED_LIMIT = 100
+_APP_PAGE = """'/-/dashboards/app?app=' || url_quote(p.app_id) || '&at=' || url_quote(p.at)
+    || '&chart=' || url_quote(p.chart) || '&device=' || url_quote(coalesce(p.device, ''))"""
+_EVENT_CASE = (
+    "CASE p.kind " + " ".join(f"WHEN '{k}' THEN {w}" for k, w in _EVENT_WORDS.items()) + " END"
+)
+_FEED_FILTERS = """(nullif(:country, '') IS NULL OR e.country = lower(trim(:country)))
+    AND (nullif(:chart, '') IS NULL OR e.chart = trim(:chart))
+    AND (nullif(:kind, '') IS NULL OR e.kind = trim(:kind))"""
+# The latest FEED_LIMIT events of the apps :app means (blank: all), in the :country,
+# :chart and of the :kind given (blank: all), newest first; each with what an Atom entry
+# needs (monitor.feed): an id, a time, a title, a link to its evidence, the observation
+# that showed it (for a milestone, the app page at its time), and the app page. An app's
+# events are found through its own (id + 0: not by reading every id from the newest).
+EVENTS_FEED = f"""WITH {_MATCHES},
+picked AS MATERIALIZED (
+  SELECT * FROM (SELECT e.* FROM events e
+    WHERE nullif(:app, '') IS NOT NULL AND e.app_id IN (SELECT app_id FROM matches)
+      AND {_FEED_FILTERS} ORDER BY e.id + 0 DESC LIMIT {FEED_LIMIT})
+  UNION ALL
+  SELECT * FROM (SELECT e.* FROM events e WHERE nullif(:app, '') IS NULL AND {_FEED_FILTERS}
+    ORDER BY e.id DESC LIMIT {FEED_LIMIT})
+)
+SELECT p.id, p.kind, p.at, p.store, p.chart, p.device, p.genre, p.country,
+  sf.name AS country_name, p.app_id, p.app_name, p.rank_before, p.rank_after, p.threshold,
+  p.countries, p.snapshot_after,
+  'tag:monitor,2025:event:' || p.id || ':' || p.kind || ':' || p.app_id AS atom_id,
+  p.at AS atom_updated,
+  p.app_name || ': ' || {_EVENT_CASE}
+    || CASE WHEN p.threshold IS NULL THEN ' (' || coalesce(p.rank_before, '-') || ' to '
+      || coalesce(p.rank_after, '-') || ')' ELSE '' END || ', ' || {_CHART_WORDS} AS atom_title,
+  coalesce('rankings?snapshot_id=' || p.snapshot_after || '&app_id=' || url_quote(p.app_id),
+    {_APP_PAGE}) AS atom_link,
+  {_APP_PAGE} AS app_page
+FROM picked p LEFT JOIN storefronts sf ON sf.code = p.country
+ORDER BY p.id DESC"""
+
+
 @dataclass(frozen=True)
 class Canned:
     """A canned query as Datasette shows it."""
@@ -554,6 +645,14 @@ CANNED = {
         "and `app` (a store id or part of a name) narrow it; blank for all.",
         MOVERS,
     ),
+    "events_feed": Canned(
+        "What changed: an app's events, as a feed",
+        f"The latest {FEED_LIMIT} events, newest first: apps entering and leaving No. 1, "
+        "the top 10 and the charts in each storefront, and milestones across storefronts. "
+        "`app` (a store id or part of a name), `country`, `chart` and `kind` narrow it; "
+        "blank for all. Subscribe to it in a feed reader with the .atom link.",
+        EVENTS_FEED,
+    ),
     "coverage": Canned(
         "Fetch success per storefront",
         f"Successful and failed fetches per day and storefront, over the last {COVERAGE_DAYS} "
@@ -573,13 +672,19 @@ _SELECTED_CHART = (
     + "'))"
 )
 
+
 # CLAIM's rows for the selected chart only, one per country, observed or not, for the app
 # whose id is :app. Its text goes in the URLs of the dashboard's data requests, which
-# servers cap at 8 KB: it leaves out the notes, and the search by name.
-CLAIM_IN_CHART = f"""WITH p AS (SELECT {_AT} AS at),
+# servers cap at 8 KB: it leaves out the search by name, and, but where asked, the notes.
+def _claim_in_chart(notes: bool) -> str:
+    return f"""WITH p AS (SELECT {_AT} AS at),
 {_BY_ID},
-{_claim_rows(notes=False)}
+{_claim_rows(notes)}
 WHERE {_SELECTED_CHART.format(t="")}"""
+
+
+CLAIM_IN_CHART = _claim_in_chart(notes=False)
+CLAIM_IN_CHART_WITH_NOTES = _claim_in_chart(notes=True)
 
 # The app's rank in each observation of the selected chart, in the :days (blank for 7)
 # up to :at, in the :countries listed ("us,gb"; blank for the 5 where it ranks best at
@@ -612,8 +717,9 @@ marked AS (
       AND {within_max_age("lag(fetched_at) OVER win", "fetched_at")} THEN 0 ELSE 1 END AS starts
   FROM points WINDOW win AS (PARTITION BY country ORDER BY fetched_at, snapshot_id)
 )
-SELECT 'rank' AS kind, country, fetched_at, rank,
-  country || ' ' || SUM(starts) OVER (PARTITION BY country ORDER BY fetched_at, snapshot_id)
+SELECT 'rank' AS kind,
+  coalesce((SELECT name FROM storefronts WHERE code = country), country) AS country, fetched_at,
+  rank, country || ' ' || SUM(starts) OVER (PARTITION BY country ORDER BY fetched_at, snapshot_id)
     AS segment, NULL AS note, NULL AS url
 FROM marked
 UNION ALL
@@ -645,3 +751,56 @@ JOIN snapshots f ON f.id = r.first_snapshot, p
 WHERE a.app_id = :app AND f.fetched_at <= p.at
 GROUP BY a.id, l.id
 ORDER BY first_seen, l.name"""
+
+
+# The dashboard's headline: claim_summary's counts for the selected chart, for the app
+# whose id :app is, with the name most of its observed storefronts showed, and the
+# complete sweeps before and after :at. Shorter than CLAIM_SUMMARY: its text goes in a URL.
+HEADLINE = f"""WITH p AS (SELECT {_AT} AS at),
+{_BY_ID},
+cr AS MATERIALIZED (SELECT * FROM (WITH {_claim_rows()}) WHERE {_SELECTED_CHART.format(t="")})
+SELECT p.at, t.app_id,
+  (SELECT app_name FROM cr WHERE app_name IS NOT NULL GROUP BY app_name
+   ORDER BY COUNT(*) DESC, app_name LIMIT 1) AS app_name, c.*,
+  ({_SWEEP_END.format(step="MAX", op="<", at="p.at")}) AS earlier,
+  ({_SWEEP_END.format(step="MIN", op=">", at="p.at")}) AS later
+FROM p LEFT JOIN target t, (SELECT MIN({_CHART_WORDS}) AS chart_title,
+  {", ".join(f"coalesce(SUM({band.holds('rank')}), 0) AS {band.key}" for band in BANDS)},
+  COUNT(*) FILTER (WHERE coverage = 'observed') AS observed,
+  COUNT(*) FILTER (WHERE coverage != 'observed') AS not_observed,
+  COUNT(*) FILTER (WHERE coverage = 'observed' AND note IS NOT NULL) AS stale FROM cr) c"""
+
+# Around the world over time: at the end of each sweep in the :days (blank for 7) up to
+# :at, in how many storefronts the app whose id :app is held No. 1 and the top 10 in the
+# selected chart, counted as a claim at that instant counts them (p is each sweep's end).
+# A sweep that observed none of the chart is a gap, not a zero, and so is a sweep more
+# than :max_age after the one before: a new segment starts after either.
+WORLD_OVER_TIME = f"""WITH w AS (SELECT {_AT} AS at),
+{_BY_ID},
+p AS (SELECT s.id AS sweep_id, s.finished_at AS at FROM sweeps s, w
+  WHERE s.finished_at BETWEEN strftime('%Y-%m-%dT%H:%M:%SZ', w.at,
+    '-' || coalesce(nullif(:days, ''), 7) || ' days') AND w.at),
+latest AS (SELECT p.sweep_id, c.id AS chart_id, t.id AS app, {_LATEST_SNAPSHOT} AS snapshot_id
+  FROM p, target t JOIN charts c ON c.store = t.store AND {_SELECTED_CHART.format(t="c.")}),
+seen AS (SELECT l.* FROM latest l JOIN p ON p.sweep_id = l.sweep_id
+  JOIN snapshots s ON s.id = l.snapshot_id WHERE {within_max_age("s.fetched_at", "p.at")}),
+counted AS (SELECT sweep_id, COUNT(*) AS observed,
+  {", ".join(f"SUM(coalesce({b.holds('rank')}, 0)) AS {b.key}" for b in (NUMBER_ONE, TOP_10))}
+  FROM (SELECT sweep_id, {_CLAIM_RANK} AS rank FROM seen) GROUP BY sweep_id),
+marked AS (SELECT p.at, coalesce(k.observed, 0) AS observed, k.number_one, k.top_10,
+  CASE WHEN k.observed IS NOT NULL AND {within_max_age("lag(p.at) OVER win", "p.at")}
+    AND lag(k.observed) OVER win IS NOT NULL THEN 0 ELSE 1 END AS starts
+  FROM p LEFT JOIN counted k ON k.sweep_id = p.sweep_id WINDOW win AS (ORDER BY p.at)),
+segmented AS (SELECT *, SUM(starts) OVER (ORDER BY at) AS segment FROM marked)
+SELECT at, '{NUMBER_ONE.label}' AS band, number_one AS countries, observed, segment
+FROM segmented WHERE observed > 0
+UNION ALL
+SELECT at, '{TOP_10.label}', top_10, observed, segment FROM segmented WHERE observed > 0
+UNION ALL
+SELECT at, 'at', NULL, NULL, NULL FROM w
+ORDER BY 1, 2"""
+
+# The app the dashboard opens on: at No. 1 in the most storefronts in the selected chart.
+TOP_APP = f"""WITH ones AS MATERIALIZED (SELECT * FROM ({NUMBER_ONES}))
+SELECT app_id FROM ones WHERE {_SELECTED_CHART.format(t="")}
+GROUP BY store, app_id ORDER BY COUNT(*) DESC, app_id LIMIT 1"""

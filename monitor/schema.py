@@ -19,7 +19,7 @@ from urllib.parse import quote
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from monitor import reference
+from monitor import events, reference
 from monitor.errors import NotMonitorDatabase
 from monitor.locks import migration_lock
 from monitor.queries import covers
@@ -246,16 +246,133 @@ def m008_notes(db: Database) -> None:
     db.table("notes").create_index(["store", "app_id", "at"])
 
 
+# Each event with what it is about, by name: an app's move in one chart (its time is its
+# observation's), or a milestone of a chart kind across storefronts (at the sweep's end).
+EVENTS_VIEW = """SELECT e.id, e.kind, coalesce(e.at, s.fetched_at) AS at,
+  coalesce(c.store, e.store) AS store, coalesce(c.chart, e.chart) AS chart,
+  coalesce(c.device, e.device) AS device, coalesce(c.genre, e.genre) AS genre,
+  c.country, a.app_id, l.name AS app_name, e.rank_before, e.rank_after,
+  e.snapshot_before, e.snapshot_after, b.fetched_at AS observed_before,
+  e.threshold, e.countries, e.countries_before, e.sweep_id
+FROM event_log e
+JOIN apps a ON a.id = e.app
+JOIN labels l ON l.id = e.label
+LEFT JOIN snapshots s ON s.id = e.snapshot_after
+LEFT JOIN snapshots b ON b.id = e.snapshot_before
+LEFT JOIN charts c ON c.id = e.chart_id"""
+
+
+@migrations()
+def m009_events(db: Database) -> None:
+    """Record chart events and milestones (monitor.events), publish them as the events
+    view, and derive those of the history already stored."""
+    db.table("event_log").create(
+        {
+            "id": int,
+            "kind": str,
+            "sweep_id": int,
+            "app": int,
+            "label": int,
+            # An app's move in one chart: the two observations compared, and its ranks.
+            "chart_id": int,
+            "snapshot_before": int,
+            "snapshot_after": int,
+            "rank_before": int,
+            "rank_after": int,
+            # A milestone: its chart kind, its time, and the counts of storefronts.
+            "at": str,
+            "store": str,
+            "chart": str,
+            "device": str,
+            "genre": str,
+            "threshold": int,
+            "countries": int,
+            "countries_before": int,
+        },
+        pk="id",
+        not_null={"kind", "sweep_id", "app", "label"},
+        foreign_keys=[("app", "apps", "id"), ("label", "labels", "id")],
+    )
+    # One event per cause: a chart event per observation, kind and app; a milestone per
+    # sweep, kind, chart kind, app and threshold.
+    db.execute(
+        "CREATE UNIQUE INDEX idx_event_log_change ON event_log (snapshot_after, kind, app) "
+        "WHERE snapshot_after IS NOT NULL"
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX idx_event_log_milestone ON event_log (sweep_id, kind, store, "
+        "chart, coalesce(device, ''), coalesce(genre, ''), app, threshold) "
+        "WHERE threshold IS NOT NULL"
+    )
+    db.table("event_log").create_index(["app"])
+    db.table("event_log").create_index(["chart_id"])
+    db.create_view("events", EVENTS_VIEW)
+    events.derive_history(db)
+
+
+@migrations()
+def m010_alerts(db: Database) -> None:
+    """Keep what webhooks are to send (outbox), how far each destination's events were
+    taken (alert_cursors), and every try to send one (deliveries): monitor.alerts."""
+    db.table("outbox").create(
+        {"event_id": int, "destination": str, "state": str, "tries": int, "next_try_at": str},
+        pk=("event_id", "destination"),
+        not_null={"state", "tries", "next_try_at"},
+    )
+    db.table("outbox").create_index(["state", "next_try_at"])
+    db.table("alert_cursors").create(
+        {"destination": str, "event_id": int}, pk="destination", not_null={"event_id"}
+    )
+    db.table("deliveries").create(
+        {
+            "id": int,
+            "event_id": int,
+            "destination": str,
+            "try": int,
+            "tried_at": str,
+            "status": str,
+            "http_status": int,
+            "error": str,
+            "seconds": float,
+        },
+        pk="id",
+        not_null={"event_id", "destination", "try", "tried_at", "status"},
+    )
+    db.table("deliveries").create_index(["destination", "event_id"])
+
+
+@migrations()
+def m011_sweep_hosts(db: Database) -> None:
+    """Keep what each host got in each sweep: its limits, requests, rate and slow-downs
+    (monitor.politeness)."""
+    db.table("sweep_hosts").create(
+        {
+            "sweep_id": int,
+            "store": str,
+            "host": str,
+            "limits": str,
+            "requests": int,
+            "seconds": float,
+            "rate": float,
+            "slowdowns": int,
+            "fewest_in_flight": int,
+        },
+        pk=("sweep_id", "store", "host"),
+        not_null={"limits", "requests", "seconds", "rate", "slowdowns", "fewest_in_flight"},
+    )
+
+
 def open_db(path: str | Path) -> Database:
     """Open (creating if need be) the database in WAL mode, with migrations applied.
 
     Raise NotMonitorDatabase for a file that is not SQLite, or holds another program's data.
+    The connection may pass to another thread (a sweep's writer), one user at a time.
     """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # Processes that open a new file at once (a service and its Datasette) must not
     # both create the schema.
     with migration_lock(path):
-        db = Database(path)
+        db = Database(sqlite3.connect(path, check_same_thread=False))
         try:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             _check_is_monitors(db, path)
@@ -294,6 +411,11 @@ def open_for_reading(path: str | Path) -> Database:
 def writable_folder(path: str | Path) -> bool:
     """Tell whether the folder of the database's real file can be written (not read-only)."""
     return os.access(Path(os.path.realpath(path)).parent, os.W_OK)
+
+
+def database_file(db: Database) -> str:
+    """Return the file the connection's main database is in; "" for one in memory."""
+    return str(db.execute("PRAGMA database_list").fetchone()[2])
 
 
 def read_only_uri(path: str | Path) -> str:

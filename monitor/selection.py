@@ -16,6 +16,8 @@ from monitor.sources.store import Store
 
 DEFAULT_CHARTS = (ChartSpec(),)
 DEFAULT_DEPTH = 100
+# As a chart, a device or a genre: every one the store has (chart_genres for genres).
+ALL = "all"
 
 
 def split_countries(values: Iterable[str]) -> tuple[str, ...]:
@@ -31,11 +33,17 @@ def store_named(name: str) -> Store:
 
 
 def requests_for(spec: ChartSpec) -> list[ChartRequest]:
-    """Return one request per storefront of a chart spec; all storefronts by default."""
+    """Return one request per storefront of a chart spec; all storefronts by default.
+
+    "all" as the chart, the device or the genre takes every one the store has, in the
+    store's order: every chart, device and genre of a store is one spec.
+    """
     store = store_named(spec.store or DEFAULT_STORE)
-    _check_choice(f"chart on {store.title}", spec.chart, store.charts)
-    device = _device(store, spec.device)
-    genre = _genre(store, spec.genre)
+    charts = store.charts if spec.chart == ALL else (spec.chart,)
+    for chart in charts:
+        _check_choice(f"chart on {store.title}", chart, store.charts)
+    devices = (store.devices or (None,)) if spec.device == ALL else (_device(store, spec.device),)
+    genres = store.chart_genres() if spec.genre == ALL else (_genre(store, spec.genre),)
     depth = DEFAULT_DEPTH if spec.depth is None else spec.depth
     if not 1 <= depth <= store.max_depth:
         raise UsageError(f"depth must be between 1 and {store.max_depth} for {store.title}")
@@ -47,7 +55,13 @@ def requests_for(spec: ChartSpec) -> list[ChartRequest]:
             f"unknown country code(s) for {store.title}: {', '.join(unknown)}. "
             f"Run 'monitor countries --store {store.name}' to list the valid codes."
         )
-    return [ChartRequest(store.name, spec.chart, device, genre, cc, depth) for cc in countries]
+    return [
+        ChartRequest(store.name, chart, device, genre, cc, depth)
+        for chart in charts
+        for device in devices
+        for genre in genres
+        for cc in countries
+    ]
 
 
 def requests_for_all(specs: Iterable[ChartSpec]) -> list[ChartRequest]:

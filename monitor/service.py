@@ -8,12 +8,13 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor import collector, publish, schema
+from monitor import alerts, collector, estimate, publish
 from monitor.charts import ChartRequest, FetchResult
-from monitor.config import Config, Settings
+from monitor.config import Alert, Config, Settings
 from monitor.diagnosis import Tally
 from monitor.errors import Stopped
 from monitor.locks import service_lock
@@ -31,17 +32,30 @@ def run_service(
 ) -> None:
     """Sweep on schedule (and serve Datasette) until SIGTERM or SIGINT."""
     with service_lock(db_path):
-        schema.open_db(db_path).close()
+        _say_how_long(db_path, requests, config)
         stop = stop_on_signals()
         # Datasette binds its port first, so that a busy port stops the service at once.
-        with _serving(db_path, listen):
+        with _serving(db_path, listen), alerts.client() as http:
+            if config.alerts:  # each new destination starts with the events from now on
+                alerts.deliver_pass(db_path, config.alerts, http, stop, send=False)
             scheduler = _start_scheduler(db_path, requests, config, stop)
+            if config.alerts:
+                _schedule_deliveries(scheduler, db_path, config.alerts, http, stop)
             try:
                 _wait_for(stop)
             finally:
                 stop.set()
                 scheduler.shutdown(wait=True)
         log.info("stopped")
+
+
+def _say_how_long(db_path: str | Path, requests: tuple[ChartRequest, ...], config: Config) -> None:
+    """Estimate each sweep's duration, and warn if it cannot fit in the interval."""
+    expected = estimate.for_sweep(db_path, requests, config.settings)
+    log.info("%s", expected.describe())
+    overrun = expected.overrun(config.schedule.interval)
+    if overrun:
+        log.warning("%s", overrun)
 
 
 def serve_forever(db_path: str | Path, listen: Listen) -> None:
@@ -82,6 +96,30 @@ def _start_scheduler(
     )
     scheduler.start()
     return scheduler
+
+
+# How often the webhooks' outbox is filled and what is due is sent, in seconds.
+DELIVERY_EVERY = 5.0
+
+
+def _schedule_deliveries(
+    scheduler: BackgroundScheduler,
+    db_path: str | Path,
+    destinations: tuple[Alert, ...],
+    http: httpx.Client,
+    stop: Stop,
+) -> None:
+    """Send events to the webhooks beside the sweeps, in a thread of their own: a
+    destination that is down or slow never delays a sweep, and a stop waits at most for
+    the try under way."""
+    scheduler.add_job(
+        alerts.deliver_pass,
+        IntervalTrigger(seconds=DELIVERY_EVERY),
+        args=[db_path, destinations, http, stop],
+        next_run_time=datetime.now(UTC),
+        id="deliveries",
+        name="deliveries",
+    )
 
 
 class FailureLog:
@@ -130,3 +168,5 @@ def _scheduled_sweep(
         return
     failures.end()
     (log.info if report.status == "finished" else log.warning)(report.summary())
+    for line in report.politeness():
+        log.info("  %s", line)

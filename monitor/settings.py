@@ -16,11 +16,14 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from monitor import alerts
 from monitor.config import (
     MIN_INTERVAL,
     Access,
+    Alert,
     ChartSpec,
     Config,
+    EventRules,
     FetchPolicy,
     RawCaps,
     Schedule,
@@ -69,6 +72,11 @@ def _seconds(low: float, high: float) -> Reader:
     return Reader("SECONDS", expects, read, lambda value: f"{value:g}")
 
 
+def _number(low: float, high: float) -> Reader:
+    seconds = _seconds(low, high)
+    return Reader("NUMBER", f"a number from {low:g} to {high:g}", seconds.read, seconds.show)
+
+
 def _text(
     metavar: str, expects: str, parse: Callable[[str], Any], show: Callable[[Any], str]
 ) -> Reader:
@@ -103,6 +111,22 @@ INTERVAL = _text(
 SIZE = _text("SIZE", "a size such as 4MB or 512KB", parse_size, format_size)
 CAP = _text("SIZE", "a size such as 4MB, or 0 for none", parse_cap, format_size)
 BOOLEAN = Reader("", "true or false", _boolean)
+
+
+def _counts(value: Any) -> tuple[int, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ValueError
+    count = _integer(1, 1000).read
+    return tuple(sorted({count(item.strip() if isinstance(item, str) else item) for item in items}))
+
+
+COUNTS = Reader(
+    "COUNTS",
+    "storefront counts from 1 to 1000, such as 1,10,50 (in the file, a list)",
+    _counts,
+    lambda value: ",".join(map(str, value)),
+)
 URL = Reader("URL", "an http(s) URL with a host", _url)
 
 
@@ -169,6 +193,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Requests in flight at once, to each store that takes concurrent requests.",
     ),
     Setting(
+        "rate",
+        FetchPolicy,
+        _number(0, 1000),
+        "Requests started a second, at most, to each host of a store that takes concurrent "
+        "requests (0: no limit but --concurrency).",
+    ),
+    Setting(
         "timeout",
         FetchPolicy,
         _seconds(0.1, 3600),
@@ -207,6 +238,12 @@ SETTINGS: tuple[Setting, ...] = (
         field="total",
     ),
     Setting(
+        "milestones",
+        EventRules,
+        COUNTS,
+        "Storefront counts at No. 1 (or in the top 10) whose crossing is a milestone event.",
+    ),
+    Setting(
         "public",
         Access,
         BOOLEAN,
@@ -222,15 +259,15 @@ SETTINGS: tuple[Setting, ...] = (
     *_endpoint_settings(),
 )
 BY_KEY: Mapping[str, Setting] = MappingProxyType({s.key: s for s in SETTINGS})
-FETCH_KEYS = tuple(s.key for s in SETTINGS if s.owner in (FetchPolicy, RawCaps, None))
+FETCH_KEYS = tuple(s.key for s in SETTINGS if s.owner in (FetchPolicy, RawCaps, EventRules, None))
 SCHEDULE_KEYS = tuple(s.key for s in SETTINGS if s.owner is Schedule)
 ACCESS_KEYS = tuple(s.key for s in SETTINGS if s.owner is Access)
 
 _CHART_KEYS = {
     "store": " or ".join(STORES),
-    "chart": ", ".join(CHARTS),
-    "device": f"{', '.join(DEVICES)}, where the store has devices",
-    "genre": "a store category id, as text",
+    "chart": f"{', '.join(CHARTS)}, or all",
+    "device": f"{', '.join(DEVICES)} or all, where the store has devices",
+    "genre": "a store category id, as text, or all",
     "countries": '"all" or a list of storefront codes',
     "depth": "an integer, the number of ranks",
 }
@@ -238,10 +275,12 @@ _CHART_KEYS = {
 
 @dataclass(frozen=True)
 class FileConfig:
-    """What a config file set: settings by key, checked, and its charts if it has any."""
+    """What a config file set: settings by key, checked, its charts if it has any, and
+    its webhook destinations."""
 
     values: Mapping[str, Any]
     charts: tuple[ChartSpec, ...] | None = None
+    alerts: tuple[Alert, ...] = ()
 
 
 def load_file(path: str | Path) -> FileConfig:
@@ -254,7 +293,7 @@ def load_file(path: str | Path) -> FileConfig:
         raise UsageError(f"config {path} is not UTF-8 text: {error.reason}") from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"config {path} is not valid TOML: {error}") from None
-    _check_keys(data, [*BY_KEY, "charts"], f"config {path}")
+    _check_keys(data, [*BY_KEY, "charts", "alerts"], f"config {path}")
     values = {}
     for key, value in data.items():
         if key in BY_KEY:
@@ -262,10 +301,15 @@ def load_file(path: str | Path) -> FileConfig:
                 values[key] = BY_KEY[key].read(value)
             except UsageError as error:
                 raise UsageError(f"config {path}: '{key}': {error}") from None
-    return FileConfig(MappingProxyType(values), _charts(data, path))
+    found = alerts.parse(data["alerts"], f"config {path}") if "alerts" in data else ()
+    return FileConfig(MappingProxyType(values), _charts(data, path), found)
 
 
-def build(values: Mapping[str, Any], charts: tuple[ChartSpec, ...] | None = None) -> Config:
+def build(
+    values: Mapping[str, Any],
+    charts: tuple[ChartSpec, ...] | None = None,
+    destinations: tuple[Alert, ...] = (),
+) -> Config:
     """Make the frozen Config from checked values by key; a missing one takes its default."""
 
     def part(owner: type) -> Any:
@@ -275,10 +319,11 @@ def build(values: Mapping[str, Any], charts: tuple[ChartSpec, ...] | None = None
 
     endpoints = {s.key: values.get(s.key, s.default) for s in SETTINGS if s.owner is None}
     return Config(
-        Settings(MappingProxyType(endpoints), part(FetchPolicy), part(RawCaps)),
+        Settings(MappingProxyType(endpoints), part(FetchPolicy), part(RawCaps), part(EventRules)),
         part(Schedule),
         part(Access),
         charts,
+        destinations,
     )
 
 

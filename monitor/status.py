@@ -58,6 +58,10 @@ class Status:
     attempted: dict[str, list[str]]  # per store, the storefronts these sweeps attempted
     hints: dict[str, str]  # per store every chart of which failed alike in the last sweep
     raw: RawKept
+    # Per webhook destination (by name), its events by state: pending, delivered, failed.
+    deliveries: dict[str, dict[str, int]]
+    # What each host got in the last sweep that ended: limits, rate, slow-downs.
+    hosts: list[dict[str, Any]]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,7 +103,28 @@ def read_status(
         attempted,
         _hints(db, ended) if ended else {},
         _raw_kept(db, caps),
+        _deliveries(db),
+        _hosts(db, ended) if ended else [],
     )
+
+
+def _hosts(db: Database, sweep_id: int) -> list[dict[str, Any]]:
+    return list(
+        db.query(
+            "SELECT sweep_id, store, host, limits, requests, seconds, rate, slowdowns, "
+            "fewest_in_flight FROM sweep_hosts WHERE sweep_id = ? ORDER BY store, host",
+            [sweep_id],
+        )
+    )
+
+
+def _deliveries(db: Database) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {}
+    for destination, state, count in db.execute(
+        "SELECT destination, state, COUNT(*) FROM outbox GROUP BY destination, state"
+    ):
+        found.setdefault(destination, {"pending": 0, "delivered": 0, "failed": 0})[state] = count
+    return found
 
 
 def _raw_kept(db: Database, caps: RawCaps) -> RawKept:

@@ -6,15 +6,18 @@ See ``monitor.schema`` for how runs keep unchanged charts from growing the file.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
-from monitor.charts import ChartRequest, Entry, FetchResult
+from monitor import events
+from monitor.charts import ChartRequest, Entry, FetchResult, Listing
 from monitor.config import RawCaps
-from monitor.schema import BUSY_TIMEOUT_MS, INTERRUPTED, LOG_LIMIT, OPEN
+from monitor.politeness import HostReport
+from monitor.schema import BUSY_TIMEOUT_MS, INTERRUPTED, LOG_LIMIT, OPEN, database_file
 
 RAW_LIMIT = 4 * 1024 * 1024
 DEFAULT_CAPS = RawCaps()
@@ -51,11 +54,31 @@ class SweepEnd:
     ok: int
     failed: int
     entries: int
+    hosts: Sequence[HostReport] = ()  # what each host got
 
 
-def finish_sweep(db: Database, sweep_id: int, end: SweepEnd) -> None:
-    """Record a sweep's end: how it ended, why, and its counts."""
+@dataclass(frozen=True)
+class Unfetched:
+    """The charts a sweep ended without, when, and why each has no data."""
+
+    requests: list[ChartRequest]
+    at: str
+    error: str
+    kind: str
+
+
+def finish_sweep(
+    db: Database,
+    sweep_id: int,
+    end: SweepEnd,
+    thresholds: Sequence[int] = events.THRESHOLDS,
+    left: Unfetched | None = None,
+) -> None:
+    """Record, in one transaction, a sweep's end (how it ended, why, and its counts),
+    the milestones it reached (monitor.events) and a row for each chart it ended without."""
     with db.atomic():
+        if left:
+            _record_unfetched(db, sweep_id, left)
         db.table("sweeps").update(
             sweep_id,
             {
@@ -67,18 +90,24 @@ def finish_sweep(db: Database, sweep_id: int, end: SweepEnd) -> None:
                 "entries": end.entries,
             },
         )
+        db.table("sweep_hosts").insert_all(
+            {
+                **asdict(host),
+                "sweep_id": sweep_id,
+                "seconds": round(host.seconds, 3),
+                "rate": round(host.rate, 3),
+            }
+            for host in end.hosts
+        )
+        events.record_milestones(db, sweep_id, end.finished_at, thresholds)
 
 
-def record_unfetched(
-    db: Database, sweep_id: int, requests: list[ChartRequest], at: str, error: str, kind: str
-) -> None:
-    """Record, in one transaction, the charts a sweep ended without: why each has no data."""
-    with db.atomic():
-        for req in requests:
-            chart_id = _chart_id(db, req)
-            _insert_attempt(
-                db, sweep_id, chart_id, at, status="error", error=error, error_kind=kind
-            )
+def _record_unfetched(db: Database, sweep_id: int, left: Unfetched) -> None:
+    for req in left.requests:
+        chart_id = _chart_id(db, req)
+        _insert_attempt(
+            db, sweep_id, chart_id, left.at, status="error", error=left.error, error_kind=left.kind
+        )
 
 
 def checkpoint(db: Database, wait: float) -> tuple[int, int, int]:
@@ -120,9 +149,8 @@ class LogTrimmer:
 
 def log_size(db: Database) -> int:
     """Return the bytes in the database's write-ahead log."""
-    path = db.execute("PRAGMA database_list").fetchone()[2]
     try:
-        return Path(f"{path}-wal").stat().st_size
+        return Path(f"{database_file(db)}-wal").stat().st_size
     except FileNotFoundError:
         return 0
 
@@ -140,20 +168,7 @@ def record(
         chart_id = _chart_id(db, result.req)
         snapshot_id = None
         if result.listing is not None:
-            entries = result.listing.entries
-            snapshot_id = _insert(
-                db,
-                "snapshots",
-                {
-                    "chart_id": chart_id,
-                    "sweep_id": sweep_id,
-                    "fetched_at": result.fetched_at,
-                    "feed_updated": result.listing.updated,
-                    "depth": result.req.depth,
-                    "size": len(entries),
-                },
-            )
-            _advance_runs(db, result.req.store, chart_id, snapshot_id, entries)
+            snapshot_id = _observe(db, sweep_id, chart_id, result, result.listing)
         attempt_id = _insert_attempt(
             db,
             sweep_id,
@@ -167,6 +182,34 @@ def record(
         )
         if raw is not None:
             _keep_raw(db, result.req.store, chart_id, attempt_id, result.started_at, raw, caps)
+    return snapshot_id
+
+
+def _observe(
+    db: Database, sweep_id: int, chart_id: int, result: FetchResult, listing: Listing
+) -> int:
+    """Store an observation: its snapshot, its runs, and its events against the chart's
+    previous observation (monitor.events)."""
+    previous = db.execute(
+        "SELECT id, size FROM snapshots WHERE chart_id = ? ORDER BY id DESC LIMIT 1", [chart_id]
+    ).fetchone()
+    entries = listing.entries
+    snapshot = {
+        "chart_id": chart_id,
+        "sweep_id": sweep_id,
+        "fetched_at": result.fetched_at,
+        "feed_updated": listing.updated,
+        "depth": result.req.depth,
+        "size": len(entries),
+    }
+    snapshot_id = _insert(db, "snapshots", snapshot)
+    placed_before, placed_after = _advance_runs(
+        db, result.req.store, chart_id, snapshot_id, entries
+    )
+    if previous is not None:
+        before = events.Observed(previous[0], previous[1], placed_before)
+        after = events.Observed(snapshot_id, len(entries), placed_after)
+        events.record_changes(db, chart_id, sweep_id, before, after)
     return snapshot_id
 
 
@@ -238,16 +281,21 @@ def _make_room(db: Database, most: int) -> None:
 
 def _advance_runs(
     db: Database, store: str, chart_id: int, snapshot_id: int, entries: list[Entry]
-) -> None:
-    """Close the runs the new list no longer continues, and open runs for what is new."""
+) -> tuple[dict[str, events.Placed], dict[str, events.Placed]]:
+    """Close the runs the new list no longer continues, and open runs for what is new.
+
+    Return where the list before and the new one placed each app (monitor.events).
+    """
     rows = db.execute(
-        """SELECT r.rank, a.app_id, l.name, l.developer, a.icon_url
+        """SELECT r.rank, a.app_id, l.name, l.developer, a.icon_url, r.app, r.label
            FROM runs r JOIN apps a ON a.id = r.app JOIN labels l ON l.id = r.label
            WHERE r.chart_id = ? AND r.last_snapshot = ?""",
         [chart_id, OPEN],
     ).fetchall()
-    current = {rank: (app_id, name, developer) for rank, app_id, name, developer, _ in rows}
-    icons = {app_id: icon for _, app_id, _, _, icon in rows}
+    current = {rank: (app_id, name, developer) for rank, app_id, name, developer, *_ in rows}
+    icons = {app_id: icon for _, app_id, _, _, icon, *_ in rows}
+    placed_before = {app_id: (rank, app, label) for rank, app_id, _, _, _, app, label in rows}
+    held = {rank: (app, label) for rank, *_, app, label in rows}
     changed = {
         rank: entry
         for rank, entry in enumerate(entries, 1)
@@ -268,7 +316,9 @@ def _advance_runs(
             if rank in changed or (e.icon_url and icons.get(e.app_id) != e.icon_url)
         ],
     )
-    _open_runs(db, store, chart_id, snapshot_id, changed)
+    held.update(_open_runs(db, store, chart_id, snapshot_id, changed))
+    placed_after = {e.app_id: (rank, *held[rank]) for rank, e in enumerate(entries, 1)}
+    return placed_before, placed_after
 
 
 def _close_runs(db: Database, chart_id: int, snapshot_id: int, ranks: list[int]) -> None:
@@ -286,10 +336,11 @@ def _close_runs(db: Database, chart_id: int, snapshot_id: int, ranks: list[int])
 
 def _open_runs(
     db: Database, store: str, chart_id: int, snapshot_id: int, entries: dict[int, Entry]
-) -> None:
-    """Start a run for each entry (by rank) with this observation."""
+) -> dict[int, tuple[int, int]]:
+    """Start a run for each entry (by rank) with this observation; return, by rank, the
+    ids of the app and name each holds."""
     if not entries:
-        return
+        return {}
     apps = _app_ids(db, store, list(entries.values()))
     labels = _label_ids(db, list(entries.values()))
     new_runs = [
@@ -305,6 +356,7 @@ def _open_runs(
         "INSERT OR IGNORE INTO app_labels (label, app) VALUES (?, ?)",
         [(label, app) for *_, app, label in new_runs],
     )
+    return {rank: (app, label) for _, _, rank, _, app, label in new_runs}
 
 
 def _save_apps(db: Database, store: str, entries: list[Entry]) -> None:

@@ -75,15 +75,22 @@ class StoreStandIn:
     retry_after: str = "2"
     other_requests: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    # Requests after the first hold_after wait (up to a minute) until released is set.
+    hold_after: int | None = None
+    released: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> StoreStandIn:
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                stand_in.requests.append(self.path)
+                with stand_in.lock:
+                    stand_in.requests.append(self.path)
+                    number = len(stand_in.requests)
                 stand_in.arrivals.append(time.monotonic())
                 time.sleep(stand_in.delay)
+                if stand_in.hold_after is not None and number > stand_in.hold_after:
+                    stand_in.released.wait(60)
                 if hostile.intercept(self, stand_in, None):
                     return
                 status, headers, body = stand_in.answer(self.path)
@@ -120,6 +127,7 @@ class StoreStandIn:
                 pass
 
         self.stop.clear()
+        self.released.clear()
         self._server = _serve(Handler)
         # The other origin that redirect-away points to.
         self._other = _serve(hostile.other_handler(self))
@@ -127,6 +135,7 @@ class StoreStandIn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()  # ends the hostile handlers still trickling, streaming or waiting
+        self.released.set()
         for server in (self._server, self._other):
             server.shutdown()
             server.server_close()

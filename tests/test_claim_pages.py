@@ -9,16 +9,12 @@ import pytest
 
 import scenario
 from helpers import chart, get, rows
-from history import fail, observe, ranked
+from history import fail, finish, observe, ranked
 from monitor import publish, schema, storage
 
 T3 = "2025-01-27T10:00:00Z"
 T4 = "2025-01-27T11:00:00Z"
 LOCAL_NAME = "ディープシーク - AIアシスタント"
-
-
-def finish(db, sweep, at):
-    storage.finish_sweep(db, sweep, storage.SweepEnd(at, "finished", None, 0, 0, 0))
 
 
 @pytest.fixture(scope="module")

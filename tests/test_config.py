@@ -10,7 +10,7 @@ import pytest
 from monitor.config import ChartSpec, parse_duration, parse_size
 from monitor.errors import UsageError
 from monitor.selection import requests_for_all
-from monitor.settings import SETTINGS, build, load_file
+from monitor.settings import BY_KEY, SETTINGS, build, load_file
 
 EXAMPLE = Path(__file__).parent.parent / "docs" / "config.example.toml"
 
@@ -51,6 +51,7 @@ def test_the_example_names_every_setting():
         ("--concurrency", "concurrency", "0", "an integer from 1 to 64, not "),
         ("--interval", "interval", "'0.5s'", "interval '0.5s' is too short"),
         ("--play-url", "play_url", "'ftp://x'", "an http(s) URL with a host, not "),
+        ("--milestones", "milestones", "'1,0'", "storefront counts from 1 to 1000"),
     ],
 )
 def test_options_and_the_file_refuse_the_same_values(
@@ -90,6 +91,12 @@ def test_bad_config_names_the_key_and_the_allowed_values(tmp_path, text, message
     with pytest.raises(UsageError) as error:
         load_file(write(tmp_path, text))
     assert message in str(error.value)
+
+
+def test_milestones_read_alike_from_an_option_and_the_file(tmp_path):
+    assert BY_KEY["milestones"].read("50, 1,10,10") == (1, 10, 50)
+    assert load_file(write(tmp_path, "milestones = [25, 5]")).values["milestones"] == (5, 25)
+    assert build({}).settings.events.milestones == (1, 10, 25, 50, 100)
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):

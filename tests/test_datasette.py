@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import time
 from urllib.parse import parse_qsl
 
 import pytest
 
 import scenario
-from helpers import chart, get, rows
-from history import fail, observe
-from monitor import publish, schema, storage
+from helpers import chart, get, query, rows
+from history import fail, finish, observe
+from monitor import history_pages, publish, queries, schema, storage
 from monitor.collector import now
 from monitor.queries import CANNED
 
@@ -37,6 +38,7 @@ def test_every_canned_query_is_published(ds):
             "app_history",
             "number_ones",
             "movers",
+            "events_feed",
             "coverage",
         }
     )
@@ -103,6 +105,17 @@ def test_number_ones_at_a_time(ds):
         "fr": "90000",
         "gb": "90000",
     }
+
+
+def test_number_ones_seeks_each_charts_runs_by_key_whatever_the_history(ds):
+    """Not through the index of ranks, which grows with every run at No. 1 ever."""
+    conn = sqlite3.connect(ds.get_database("rankings").path)
+    queries.prepare(conn)
+    sql = queries.with_max_age(queries.NUMBER_ONES)
+    steps = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", {"at": ""})]
+    conn.close()
+    assert "SEARCH r USING PRIMARY KEY (chart_id=? AND last_snapshot>?)" in steps
+    assert not [step for step in steps if "idx_runs_rank" in step]
 
 
 def test_movers_compare_with_hours_before(ds):
@@ -200,6 +213,57 @@ def test_names_link_to_store_pages_and_icons_show(ds):
     assert '<a href="/rankings/rankings?snapshot_id=' in html
 
 
+def test_rankings_opens_on_the_latest_complete_sweep(tmp_path, served):
+    path = scenario.build(tmp_path / "rankings.db")
+    db = schema.open_db(path)
+    for sweep, started_at in db.execute("SELECT id, started_at FROM sweeps").fetchall():
+        finish(db, sweep, started_at)
+    (first,) = db.execute(
+        "SELECT MIN(id) FROM snapshots WHERE fetched_at >= ?", [scenario.T2]
+    ).fetchone()
+    db.close()
+    ds = served(path)
+    opened = asyncio.run(ds.client.get("/rankings/rankings"))
+    assert opened.status_code == 302
+    assert opened.headers["location"] == f"/rankings/rankings?snapshot_id__gte={first}"
+    shown = get(ds, f"/rankings/rankings.json?_shape=array&snapshot_id__gte={first}").json()
+    assert shown and {row["fetched_at"] for row in shown} == {scenario.T2}
+    conn = sqlite3.connect(path)
+    plan = conn.execute(f"EXPLAIN QUERY PLAN {history_pages.LATEST_SWEEP_FIRST}").fetchall()
+    conn.close()
+    assert [step for step in plan if "idx_snapshots_fetched_at" in step[-1]]  # a range of it
+    # Asked for anything, or as JSON, the page is what was asked.
+    assert asyncio.run(ds.client.get("/rankings/rankings?rank=1")).status_code == 200
+    assert asyncio.run(ds.client.get("/rankings/rankings.json")).status_code == 200
+
+
+def test_rankings_offers_only_the_sorts_its_indexes_serve(ds):
+    page = get(ds, "/rankings/rankings").text
+    offered = set(re.findall(r'href="/rankings/rankings\?[^"]*_sort(?:_desc)?=(\w+)"', page))
+    assert offered == {"snapshot_id", "fetched_at", "rank"}
+    # Each offered sort reads an index in its order: no sort of the whole history.
+    conn = sqlite3.connect(ds.get_database("rankings").path)
+    for column in offered:
+        for order in ("", " DESC"):
+            plan = conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT * FROM rankings ORDER BY {column}{order} LIMIT 101"
+            ).fetchall()
+            assert not [step for step in plan if "TEMP B-TREE" in step[-1]], (column, order)
+    conn.close()
+
+
+def test_pages_of_the_history_leave_out_their_row_count(ds):
+    for table in history_pages.HISTORY:
+        answer = get(ds, f"/rankings/{table}.json?_size=1").json()
+        assert answer["filtered_table_rows_count"] is None, table
+    assert get(ds, "/rankings/storefronts.json").json()["filtered_table_rows_count"] == 175
+    asked = get(ds, "/rankings/snapshots.json?_nocount=&_size=1").json()
+    assert (
+        asked["filtered_table_rows_count"]
+        == query(ds.get_database().path, "SELECT COUNT(*) FROM snapshots")[0][0]
+    )
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -241,12 +305,17 @@ def test_public_mode_can_allow_sql_and_still_hides_raw_bodies(ds, served):
     assert statuses(public, PUBLIC_PATHS) == [200, 200, 200, 200, 403, 400]
 
 
+def test_the_app_page_takes_a_name_too_long_to_search_without_failing(ds):
+    answer = asyncio.run(ds.client.get(f"/-/dashboards/app?app={'x' * 300}&chart=top-free"))
+    assert answer.status_code == 200
+
+
 def test_the_index_is_a_front_door(ds):
     page = get(ds, "/").text
-    assert '<form class="monitor-find" action="/rankings/claim_summary" method="get">' in page
+    assert '<form class="monitor-find" action="/-/dashboards/app" method="get">' in page
     assert '<a href="/rankings/number_ones">Today\'s No. 1 in each storefront</a>' in page
     listed = re.findall(r'<dt><a href="/rankings/(\w+)">', page)
-    assert listed[:4] == ["rankings", "fetches", "storefronts", "notes"]
+    assert listed[:5] == ["rankings", "fetches", "events", "storefronts", "notes"]
     assert "raw_responses" in listed and "app_labels" not in listed
     answer = get(ds, "/rankings/claim_summary.json?_shape=array&app=deepseek+-+ai&at=").json()
     assert {row["app_id"] for row in answer} == {scenario.APP_ID}
@@ -256,3 +325,6 @@ def test_the_public_index_leaves_out_what_it_does_not_serve(tmp_path, served):
     public = served(scenario.build(tmp_path / "rankings.db"), public=True)
     page = asyncio.run(public.client.get("/")).text
     assert "/rankings/rankings" in page and "raw_responses" not in page
+    # The app page draws with SQL, which the public is refused: the box asks the headline.
+    assert '<form class="monitor-find" action="/rankings/claim_summary" method="get">' in page
+    assert "/-/dashboards/app" not in page

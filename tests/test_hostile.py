@@ -281,3 +281,49 @@ def test_a_full_disk_is_said_plainly_and_the_next_sweep_works(tmp_path, monitor_
         "SELECT COUNT(*) FROM (SELECT snapshot_id FROM rankings GROUP BY snapshot_id "
         "HAVING COUNT(*) != 100)",
     ) == [(0,)]
+
+
+@needs_mount_namespace
+def test_a_disk_full_before_a_sweep_starts_still_gets_its_record(tmp_path, monitor_env):
+    """Another program fills the disk between sweeps, while a reader (as Datasette) holds
+    the database open: the reserve holds the sweep's record."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    monitor = f"{sys.executable} -m monitor"
+    reader = (
+        f"import sqlite3, time; c = sqlite3.connect('{mount}/rankings.db'); "
+        "c.execute('SELECT COUNT(*) FROM sweeps').fetchall(); time.sleep(60)"
+    )
+    script = f"""
+        mount -t tmpfs -o size=16m tmpfs {mount}
+        {monitor} collect --country us --country gb > /dev/null 2>&1
+        ls {mount} > {tmp_path}/kept.txt
+        {sys.executable} -c "{reader}" & reader=$!
+        sleep 1
+        dd if=/dev/zero of={mount}/filler bs=4k 2> /dev/null
+        {monitor} collect > {tmp_path}/full.out 2>&1; echo $? > {tmp_path}/full.rc
+        kill $reader
+        rm {mount}/filler
+        {monitor} collect --country us > /dev/null 2>&1; echo $? > {tmp_path}/room.rc
+        ls {mount} > {tmp_path}/again.txt
+        cp {mount}/rankings.db {tmp_path}/after.db
+    """
+    env = {**monitor_env, "MONITOR_DB": str(mount / "rankings.db")}
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, check=True, timeout=120)
+
+    def read(name):
+        return (tmp_path / name).read_text()
+
+    assert "rankings.db.reserve" in read("kept.txt").split()
+    assert read("full.rc").strip() == "3", read("full.out")
+    sweeps = query(tmp_path / "after.db", "SELECT id, status, reason FROM sweeps ORDER BY id")
+    ended = [(i, s) for i, s, _ in sweeps]
+    assert ended == [(1, "finished"), (2, "failed"), (3, "finished")], read("full.out")
+    assert sweeps[1][2].startswith("disk full: database or disk is full"), sweeps[1][2]
+    # No room for charts: the sweep fetches none, and each of them has its row.
+    assert sweeps[1][2].endswith("; 175 charts not fetched or not stored"), sweeps[1][2]
+    assert query(
+        tmp_path / "after.db", "SELECT COUNT(*), MIN(error_kind) FROM attempts WHERE sweep_id = 2"
+    ) == [(175, "disk_full")]
+    assert read("room.rc").strip() == "0"
+    assert "rankings.db.reserve" in read("again.txt").split()

@@ -24,17 +24,16 @@ TINY_STORE = '''
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from types import MappingProxyType
 
 import httpx
 
 from monitor.charts import ChartRequest, Entry, Listing
 from monitor.config import FetchPolicy
 from monitor.errors import InvalidFeed
+from monitor.politeness import Politeness
 from monitor.sources.store import Endpoint, Endpoints, Store
 
 BASE = Endpoint("tiny_url", "https://tiny.invalid", "Tiny Store")
@@ -45,6 +44,7 @@ class TinyStore:
     title = "Tiny Store"
     charts = ("top-free",)
     devices = ()
+    device_titles: Mapping[str, str] = MappingProxyType({})
     max_depth = 10
     endpoints = (BASE,)
     genre_example = "1 (Tools)"
@@ -58,8 +58,11 @@ class TinyStore:
     def category(self, text: str) -> str:
         return text
 
-    def gate(self, policy: FetchPolicy) -> AbstractAsyncContextManager[Any]:
-        return asyncio.Semaphore(policy.concurrency)
+    def chart_genres(self) -> tuple[str | None, ...]:
+        return (None, "1")
+
+    def politeness(self, policy: FetchPolicy) -> Politeness:
+        return Politeness(policy.concurrency)
 
     def http_request(
         self, client: httpx.AsyncClient, req: ChartRequest, endpoints: Endpoints

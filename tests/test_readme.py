@@ -19,15 +19,18 @@ README = Path(__file__).parent.parent / "README.md"
 
 # What differs from one run to the next, in the README's examples as in a run: the
 # stand-in's port (not port 9, where nothing listens on purpose), the clock, the seconds a
-# sweep took, the database's path and size, and how far a sweep got before a signal.
+# sweep took and the rate it reached, the database's path and size, and how far a sweep
+# got before a signal.
 VOLATILE = (
     (re.compile(r"127\.0\.0\.1:\d{4,5}"), "127.0.0.1:PORT"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), "TIME"),
     (re.compile(r" in \d+\.\ds$"), " in SECONDS"),
     (re.compile(r"^\S+: [\d.]+ MB, "), "DB: SIZE, "),
     (re.compile(r"^backed up [\d.]+ MB "), "backed up SIZE "),
+    (re.compile(r" requests, [\d.]+/s "), " requests, RATE/s "),
 )
 STOPPED = re.compile(r"^sweep \d+ stopped ")
+HOST = re.compile(r"^  (apple|play) ")
 
 
 def example(command: str) -> list[str]:
@@ -48,10 +51,12 @@ def session(command: str) -> list[list[str]]:
 def normalised(lines: list[str]) -> list[str]:
     """Replace what differs from run to run (VOLATILE) with placeholders."""
     done = []
+    stopped = False  # in a stopped sweep's lines: its summary, then its hosts'
     for line in lines:
         for pattern, placeholder in VOLATILE:
             line = pattern.sub(placeholder, line)
-        done.append(re.sub(r"\d[\d,]*", "N", line) if STOPPED.match(line) else line)
+        stopped = bool(STOPPED.match(line) or (stopped and HOST.match(line)))
+        done.append(re.sub(r"\d[\d,]*", "N", line) if stopped else line)
     return done
 
 
@@ -93,13 +98,13 @@ def test_the_collect_examples_are_what_collect_prints(run_monitor, spawn_monitor
     stand_in.faults = {"jp": "500"}
     first = run_monitor("collect")
     assert first.returncode == 1, first.stderr
-    stand_in.delay = 0.1  # time to stop the second sweep half way
+    stand_in.hold_after = len(stand_in.requests) + 30  # the second sweep is stopped half way
     second = spawn_monitor("collect")
     wait_for(lambda: count(run_monitor.db, "SELECT COUNT(*) FROM snapshots") >= 200, 60, "charts")
     second.send_signal(signal.SIGINT)
     out, err = second.communicate(timeout=30)
     assert second.returncode == 130, err
-    stand_in.delay = 0
+    stand_in.released.set()
     third = run_monitor("collect")
     runs = [printed(first), normalised((err + out).splitlines()), printed(third)]
     assert runs == shown
@@ -128,6 +133,14 @@ def test_the_backup_example_is_what_backup_prints(run_monitor, tmp_path, monkeyp
     result = run_monitor("backup", "backups/final.db", *db)
     assert result.returncode == 0, result.stderr
     assert printed(result) == normalised(example("backup backups/final.db"))
+
+
+def test_the_export_example_is_what_export_prints(run_monitor, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the example's relative paths lie
+    db = ("--db", "data/rankings.db")
+    assert run_monitor("collect", *db).returncode == 0
+    runs = [run_monitor("export", "parquet", "export/", *db) for _ in range(2)]
+    assert [printed(result) for result in runs] == session("export parquet export/")
 
 
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.envvar], ids=lambda s: s.key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import select
 import signal
 import socket
@@ -35,14 +36,18 @@ def snapshots(db):
 
 
 def said(process, text):
-    """Read what process has logged so far, without blocking; tell whether text came."""
-    while select.select([process.stderr], [], [], 0)[0]:
-        line = process.stderr.readline()
-        if not line:
-            return False
-        if text in line:
-            return True
-    return False
+    """Tell whether process has logged text so far, reading what came without blocking.
+
+    Reads the pipe itself, not through Python's buffer, where a line read along with
+    an earlier one would wait unseen by select; what came is kept on the process.
+    """
+    fd = process.stderr.fileno()
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        process.logged = getattr(process, "logged", "") + chunk.decode(errors="replace")
+    return text in getattr(process, "logged", "")
 
 
 def incomplete_snapshots(db):
@@ -86,7 +91,7 @@ def test_sweeps_repeat_while_datasette_answers(spawn_monitor, db_path):
 
 
 def test_sigterm_mid_sweep_stops_within_10s_leaving_whole_charts(spawn_monitor, stand_in, db_path):
-    stand_in.delay = 0.2  # a sweep now takes several seconds
+    stand_in.hold_after = 20  # the rest of the sweep waits on the store
     service = spawn_monitor("run", "--no-serve", "--interval", "1h")
     wait_for(lambda: snapshots(db_path), 30, "the first charts")
     service.send_signal(signal.SIGINT)
@@ -121,12 +126,13 @@ def test_a_second_service_through_a_symlink_is_refused(
 
 
 def test_collect_waits_for_the_sweep_in_progress(spawn_monitor, run_monitor, stand_in, db_path):
-    stand_in.delay = 0.2  # the service's sweep takes about 4 s
+    stand_in.hold_after = 20  # the service's sweep then waits on the store until released
     spawn_monitor("run", "--no-serve", "--interval", "1h")
     wait_for(lambda: snapshots(db_path), 30, "the service's sweep to start")
-    result = run_monitor("collect", "--country", "us")
-    assert result.returncode == 0, result.stderr
-    assert "waiting for the sweep in progress" in result.stderr
+    collect = spawn_monitor("collect", "--country", "us")
+    wait_for(lambda: said(collect, "waiting for the sweep in progress"), 30, "collect to wait")
+    stand_in.released.set()
+    assert collect.wait(timeout=60) == 0
     with closing(sqlite3.connect(db_path)) as conn:
         spans = conn.execute(
             "SELECT sweep_id, MIN(id), MAX(id), COUNT(*) FROM snapshots GROUP BY sweep_id"
@@ -212,7 +218,7 @@ def test_serve_on_a_port_in_use_says_so(run_monitor):
 
 
 def test_sigterm_while_waiting_for_another_sweep_stops_at_once(spawn_monitor, stand_in, db_path):
-    stand_in.delay = 0.3  # the collect sweep takes about 7 s
+    stand_in.hold_after = 20  # the collect sweep then waits on the store until released
     collect = spawn_monitor("collect")
     wait_for(lambda: snapshots(db_path), 30, "the collect sweep to start")
     service = spawn_monitor("run", "--no-serve", "--interval", "1h")
@@ -220,6 +226,7 @@ def test_sigterm_while_waiting_for_another_sweep_stops_at_once(spawn_monitor, st
     service.send_signal(signal.SIGTERM)
     assert service.wait(timeout=3) == 0
     assert collect.poll() is None  # the other sweep is still going
+    stand_in.released.set()
     assert collect.wait(timeout=60) == 0
     assert count(db_path, "SELECT COUNT(*) FROM sweeps") == 1
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import signal
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -50,7 +52,7 @@ def every_chart_has_one_row(db, sweep_id=1):
 def test_a_signal_stops_collect_and_the_record_says_so(
     spawn_monitor, stand_in, db_path, signum, code
 ):
-    stand_in.delay = 0.2  # the sweep takes several seconds
+    stand_in.hold_after = 20  # the rest of the sweep waits on the store
     process = spawn_monitor("collect")
     wait_for(lambda: snapshots(db_path) >= 5, 30, "the first charts")
     process.send_signal(signum)
@@ -73,6 +75,46 @@ def test_a_signal_stops_collect_and_the_record_says_so(
 
 def sweep_in_process(db, stand_in):
     return collector.sweep(db, selection.requests_for(ChartSpec()), settings_at(stand_in.url))
+
+
+def test_a_stop_stores_every_chart_already_fetched_however_full_the_queue(
+    tmp_path, stand_in, monkeypatch
+):
+    # One result waits at a time and the writer is slow: the workers fetch a chart each
+    # and wait to hand it on, which is where the stop finds them.
+    monkeypatch.setattr(collector, "RESULTS_WAITING", 1)
+    store = collector._store
+
+    def slowly(*args):
+        time.sleep(0.2)  # on the writer thread
+        store(*args)
+
+    monkeypatch.setattr(collector, "_store", slowly)
+    stand_in.hold_after = 12  # the store answers 12 charts; the rest wait until the stop
+    stop = threading.Event()
+    stored = []
+
+    def stop_at_the_third(result):
+        stored.append(result)
+        if len(stored) == 3:
+            stop.set()
+
+    db = schema.open_db(tmp_path / "r.db")
+    try:
+        report = collector.sweep(
+            db,
+            selection.requests_for(ChartSpec()),
+            settings_at(stand_in.url),
+            stop_at_the_third,
+            stop,
+        )
+    finally:
+        db.close()
+    assert report.status == "stopped"
+    # Every chart the store answered was stored: none is said to be "not fetched".
+    assert report.ok == 12
+    assert report.reason == "stopped; 163 charts not fetched"
+    assert every_chart_has_one_row(tmp_path / "r.db")
 
 
 def test_a_full_disk_fails_the_sweep_plainly_and_the_next_one_works(tmp_path, stand_in):

@@ -45,6 +45,16 @@ def ios_genres() -> dict[str, str]:
 
 
 @cache
+def ios_chart_genres() -> tuple[str, ...]:
+    """Return the genres the App Store has top charts for: each genre under the root
+    (36, all apps) and each game genre under Games (6014); not the retired Newsstand
+    magazines (6021) nor iMessage stickers (6025)."""
+    return tuple(
+        row["genre_id"] for row in _read_tsv("ios_genres.tsv") if row["parent"] in ("36", "6014")
+    )
+
+
+@cache
 def play_categories() -> dict[str, str]:
     """Return the Google Play category ids as {id: name}."""
     return {row["category"]: row["name"] for row in _read_tsv("play_categories.tsv")}
@@ -54,3 +64,16 @@ def play_categories() -> dict[str, str]:
 def iso_numeric() -> list[dict[str, str]]:
     """Return ISO 3166-1 rows: lowercase alpha-2 ``code``, ``numeric`` code and ``name``."""
     return _read_tsv("iso_numeric.tsv")
+
+
+@cache
+def map_points() -> list[dict[str, str | float]]:
+    """Return the storefronts the map draws as dots: ``code``, ``longitude``, ``latitude``."""
+    return [
+        {
+            "code": row["code"],
+            "longitude": float(row["longitude"]),
+            "latitude": float(row["latitude"]),
+        }
+        for row in _read_tsv("map_points.tsv")
+    ]

@@ -35,4 +35,6 @@ DEFAULT_STORE = apple.STORE.name
 # Every chart kind some store serves, in the order people expect them.
 CHARTS = tuple(dict.fromkeys(chart for store in STORES.values() for chart in store.charts))
 DEVICES = tuple(dict.fromkeys(device for store in STORES.values() for device in store.devices))
+# Each device as people write it, e.g. "iPhone".
+DEVICE_TITLES = {d: t for store in STORES.values() for d, t in store.device_titles.items()}
 ENDPOINTS: tuple[Endpoint, ...] = tuple(e for store in STORES.values() for e in store.endpoints)

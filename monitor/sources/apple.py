@@ -9,12 +9,11 @@ those come from the legacy feed, which has been seen ignoring ``limit`` and
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -23,13 +22,15 @@ import httpx
 from monitor.charts import ChartRequest, Entry, Listing
 from monitor.config import FetchPolicy
 from monitor.errors import InvalidFeed
-from monitor.reference import ios_genres, storefronts_175
+from monitor.politeness import Politeness
+from monitor.reference import ios_chart_genres, ios_genres, storefronts_175
 from monitor.sources.payload import decode_json, dig, text_or_none, utc_iso
 from monitor.sources.store import Endpoint, Endpoints, Store
 
 RSS = Endpoint("apple_rss_url", "https://rss.marketingtools.apple.com", "Apple RSS v2")
 ITUNES = Endpoint("itunes_url", "https://itunes.apple.com", "iTunes legacy RSS")
-DEVICES = ("iphone", "ipad")
+DEVICE_TITLES = MappingProxyType({"iphone": "iPhone", "ipad": "iPad"})
+DEVICES = tuple(DEVICE_TITLES)
 _V2_CHARTS = {"top-free", "top-paid"}
 _LEGACY_FEEDS = {
     ("top-free", "iphone"): "topfreeapplications",
@@ -56,6 +57,7 @@ class AppStore:
     title = "App Store"
     charts = ("top-free", "top-paid", "top-grossing")
     devices = DEVICES
+    device_titles = DEVICE_TITLES
     max_depth = 100
     endpoints = (RSS, ITUNES)
     genre_example = "6014 (Games)"
@@ -72,9 +74,13 @@ class AppStore:
         """Return a genre id as given: ids are numbers."""
         return text
 
-    def gate(self, policy: FetchPolicy) -> AbstractAsyncContextManager[Any]:
-        """Let --concurrency requests be in flight at once."""
-        return asyncio.Semaphore(policy.concurrency)
+    def chart_genres(self) -> tuple[str | None, ...]:
+        """Return None (all apps), then each genre and each game genre with top charts."""
+        return (None, *ios_chart_genres())
+
+    def politeness(self, policy: FetchPolicy) -> Politeness:
+        """Let --concurrency requests be in flight at once, and --rate start a second."""
+        return Politeness(policy.concurrency, policy.rate or None)
 
     def http_request(
         self, client: httpx.AsyncClient, req: ChartRequest, endpoints: Endpoints

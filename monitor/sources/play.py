@@ -17,9 +17,9 @@ import copy
 import json
 import re
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from functools import cache
 from importlib.resources import files
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -28,7 +28,7 @@ import httpx
 from monitor.charts import ChartRequest, Entry, Listing
 from monitor.config import FetchPolicy
 from monitor.errors import Blocked, Drifted, InvalidFeed, RateLimited
-from monitor.http import Pacer
+from monitor.politeness import Politeness
 from monitor.reference import play_categories, storefronts_175
 from monitor.sources.payload import dig, loads, text_or_none
 from monitor.sources.store import Endpoint, Endpoints, Store
@@ -105,6 +105,7 @@ class GooglePlay:
     title = "Google Play"
     charts = tuple(COLLECTIONS)
     devices = ()
+    device_titles: Mapping[str, str] = MappingProxyType({})
     max_depth = 200
     endpoints = (BASE,)
     genre_example = "GAME (Games)"
@@ -121,9 +122,15 @@ class GooglePlay:
         """Return a category id in capitals, as Google Play writes them (GAME_ACTION)."""
         return text.upper()
 
-    def gate(self, policy: FetchPolicy) -> AbstractAsyncContextManager[Any]:
-        """Let one request through at a time, --play-interval apart."""
-        return Pacer(policy.play_interval)
+    def chart_genres(self) -> tuple[str | None, ...]:
+        """Return None (the overall apps chart), then every other category."""
+        return (None, *(c for c in play_categories() if c != OVERALL_CATEGORY))
+
+    def politeness(self, policy: FetchPolicy) -> Politeness:
+        """Let one request through at a time, starting --play-interval apart, and as long
+        after the answer before it."""
+        rate = 1 / policy.play_interval if policy.play_interval else None
+        return Politeness(1, rate, gap=policy.play_interval)
 
     def http_request(
         self, client: httpx.AsyncClient, req: ChartRequest, endpoints: Endpoints

@@ -10,14 +10,14 @@ store by its name.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import httpx
 
 from monitor.charts import ChartRequest, Listing
 from monitor.config import FetchPolicy
+from monitor.politeness import Politeness
 
 # The base URLs of every store's endpoints, by Endpoint.key.
 Endpoints = Mapping[str, str]
@@ -62,6 +62,11 @@ class Store(Protocol):
         ...
 
     @property
+    def device_titles(self) -> Mapping[str, str]:
+        """Each of its devices as people write it, e.g. ``{"iphone": "iPhone"}``."""
+        ...
+
+    @property
     def max_depth(self) -> int:
         """The most ranks one chart can be asked for."""
         ...
@@ -88,8 +93,13 @@ class Store(Protocol):
         """Return the category id a user meant, as the store writes it (not checked)."""
         ...
 
-    def gate(self, policy: FetchPolicy) -> AbstractAsyncContextManager[Any]:
-        """Return what each request passes through: its politeness, for one sweep."""
+    def chart_genres(self) -> tuple[str | None, ...]:
+        """Return every genre it has top charts for, None (the overall chart) first:
+        what a selection of every genre expands to."""
+        ...
+
+    def politeness(self, policy: FetchPolicy) -> Politeness:
+        """Return the limits each of its hosts gets in a sweep (monitor.politeness)."""
         ...
 
     def http_request(

@@ -1,0 +1,326 @@
+"""Webhooks: each event sent to every destination that wants it, signed, at least once.
+
+A destination is an ``[[alerts]]`` table of the config file. Events reach it through an
+outbox kept in the database, so that none is lost to a restart:
+
+- ``enqueue`` puts each event recorded since the destination's cursor, and wanted by
+  it, in the outbox. A destination seen for the first time starts from the events
+  recorded after that: it is not sent the history.
+- ``deliver_due`` posts what is due, one request at a time, outside any transaction,
+  and records each try in ``deliveries``. A failed try is retried later, waiting twice
+  as long each time, until MAX_TRIES; then the event is marked failed for it.
+
+The body is signed with the destination's secret: ``X-Monitor-Signature: sha256=<hex>``
+is the HMAC-SHA256 of the raw body. ``X-Monitor-Event-Id`` is the event's id, the same
+on every try: a receiver that has seen it can drop the repeat. Secrets and URLs are
+never written to the database, the logs or ``monitor status``: deliveries name the
+destination only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlite_utils import Database
+
+from monitor import events, schema
+from monitor.config import Alert
+from monitor.errors import UsageError
+from monitor.sources.payload import utc_iso
+
+log = logging.getLogger("monitor")
+FORMATS = ("json", "slack", "discord")
+SIGNATURE_HEADER = "X-Monitor-Signature"
+EVENT_HEADER = "X-Monitor-Event-Id"
+MAX_TRIES = 12
+FIRST_WAIT = 5.0  # seconds before the first retry; then twice as long each time
+LONGEST_WAIT = 3600.0
+TIMEOUT = 5.0  # seconds for one try, from connecting to the end of the answer
+BATCH = 200  # events taken into the outbox, and tries made, at most per pass
+ANSWER_KEPT = 200  # characters of an answer kept in deliveries
+ANSWER_READ = 4096  # bytes of an answer read at most: the rest is left unread
+_KEYS = ("name", "url", "secret", "format", "kinds", "apps", "countries", "charts", "threshold")
+
+
+def parse(items: Any, where: str) -> tuple[Alert, ...]:
+    """Read the ``[[alerts]]`` tables of a config file, checked; raise UsageError."""
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise UsageError(f"{where}: 'alerts' must be a list of [[alerts]] tables")
+    alerts = tuple(_alert(item, f"{where}: alerts[{i}]") for i, item in enumerate(items))
+    names = [alert.name for alert in alerts]
+    if len(set(names)) != len(names):
+        raise UsageError(f"{where}: each [[alerts]] table needs a name of its own")
+    return alerts
+
+
+def _alert(item: dict[str, Any], where: str) -> Alert:
+    unknown = sorted(set(item) - set(_KEYS))
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {_KEYS}")
+    for key in ("name", "url", "secret"):
+        if not isinstance(item.get(key), str) or not item[key]:
+            raise UsageError(f"{where}: '{key}' must be a text, and is required")
+    url = httpx.URL(item["url"])
+    if url.scheme not in ("http", "https") or not url.host:
+        raise UsageError(f"{where}: 'url' must be an http(s) URL with a host")
+    if item.get("format", "json") not in FORMATS:
+        raise UsageError(f"{where}: 'format' must be one of {', '.join(FORMATS)}")
+    lists = {key: _texts(item.get(key, []), key, where) for key in ("apps", "countries", "charts")}
+    kinds = _texts(item.get("kinds", []), "kinds", where)
+    known = (*events.KINDS, *events.MILESTONES)
+    if set(kinds) - set(known):
+        raise UsageError(f"{where}: 'kinds' must be among {', '.join(known)}")
+    threshold = item.get("threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int)):
+        raise UsageError(f"{where}: 'threshold' must be an integer")
+    return Alert(
+        item["name"],
+        item["url"],
+        item["secret"],
+        item.get("format", "json"),
+        kinds,
+        lists["apps"],
+        tuple(country.lower() for country in lists["countries"]),
+        lists["charts"],
+        threshold,
+    )
+
+
+def _texts(value: Any, key: str, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where}: '{key}' must be a list of texts")
+    return tuple(value)
+
+
+def payload(alert: Alert, event: Mapping[str, Any]) -> bytes:
+    """The body posted for the event, in the destination's format."""
+    line = events.describe(event)
+    if alert.format == "slack":
+        # Slack reads <...> as links and mentions: a store's text arrives escaped.
+        escaped = line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        document: dict[str, Any] = {"text": escaped}
+    elif alert.format == "discord":
+        # No @everyone or other mention that a store's text could hold pings anyone.
+        document = {"content": line[:2000], "allowed_mentions": {"parse": []}}
+    else:
+        document = {"event": dict(event), "text": line}
+    return json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value: sha256= and the hex HMAC-SHA256 of the body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a destination answered: its status, and the start of its body."""
+
+    status: int
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether the destination took the event (a 2xx status)."""
+        return 200 <= self.status < 300
+
+
+def post(client: httpx.Client, alert: Alert, event: Mapping[str, Any]) -> Answer:
+    """Post one event to one destination, signed, with its id as the idempotency key.
+
+    At most ANSWER_READ bytes of the answer are read, whatever the destination sends.
+    """
+    body = payload(alert, event)
+    headers = {
+        "Content-Type": "application/json",
+        "Accept-Encoding": "identity",  # the answer's bytes as sent, not inflated
+        SIGNATURE_HEADER: sign(alert.secret, body),
+        EVENT_HEADER: str(event["id"]),
+    }
+    with client.stream("POST", alert.url, content=body, headers=headers) as response:
+        start = b""
+        for chunk in response.iter_raw():
+            start += chunk
+            if len(start) >= ANSWER_READ:
+                break
+    text = start[:ANSWER_READ].decode("utf-8", "replace")[:ANSWER_KEPT]
+    return Answer(response.status_code, text)
+
+
+def client() -> httpx.Client:
+    """A client for destinations: bounded in time, never following a redirect."""
+    return httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+
+
+def enqueue(db: Database, alerts: Sequence[Alert], now: str) -> int:
+    """Put the events recorded since each destination's cursor, and wanted, in the outbox."""
+    queued = 0
+    for alert in alerts:
+        with db.atomic():
+            cursor = _cursor(db, alert.name)
+            rows = _events_after(db, cursor)
+            wanted = [row for row in rows if alert.wants(row)]
+            db.table("outbox").insert_all(
+                (
+                    {
+                        "event_id": row["id"],
+                        "destination": alert.name,
+                        "state": "pending",
+                        "tries": 0,
+                        "next_try_at": now,
+                    }
+                    for row in wanted
+                ),
+                ignore=True,
+            )
+            if rows:
+                db.table("alert_cursors").upsert(
+                    {"destination": alert.name, "event_id": rows[-1]["id"]}, pk="destination"
+                )
+            queued += len(wanted)
+    return queued
+
+
+def _cursor(db: Database, destination: str) -> int:
+    """The last event considered for a destination; for a new one, the latest event."""
+    found = db.execute(
+        "SELECT event_id FROM alert_cursors WHERE destination = ?", [destination]
+    ).fetchone()
+    if found is not None:
+        return int(found[0])
+    latest = int(db.execute("SELECT coalesce(MAX(id), 0) FROM event_log").fetchone()[0])
+    db.table("alert_cursors").insert({"destination": destination, "event_id": latest})
+    return latest
+
+
+def _events_after(db: Database, event_id: int) -> list[dict[str, Any]]:
+    return list(
+        db.query(f"SELECT * FROM events WHERE id > ? ORDER BY id LIMIT {BATCH}", [event_id])
+    )
+
+
+def deliver_due(
+    db: Database,
+    alerts: Sequence[Alert],
+    http: httpx.Client,
+    now: datetime,
+    stop: threading.Event | None = None,
+) -> int:
+    """Try each delivery that is due, oldest event first, until stop is set; return how
+    many succeeded."""
+    by_name = {alert.name: alert for alert in alerts}
+    # Only the destinations configured: those of a removed table wait for it.
+    due = db.execute(
+        "SELECT event_id, destination, tries FROM outbox WHERE state = 'pending' "
+        "AND next_try_at <= ? AND destination IN (SELECT value FROM json_each(?)) "
+        f"ORDER BY event_id LIMIT {BATCH}",
+        [utc_iso(now), json.dumps(list(by_name))],
+    ).fetchall()
+    delivered = 0
+    for event_id, destination, tries in due:
+        if stop is not None and stop.is_set():
+            break
+        event = next(db.query("SELECT * FROM events WHERE id = ?", [event_id]))
+        delivered += _try(db, by_name[destination], http, event, tries + 1)
+    return delivered
+
+
+def _try(
+    db: Database, alert: Alert, http: httpx.Client, event: Mapping[str, Any], tries: int
+) -> int:
+    started = datetime.now(UTC)
+    status, error = None, None
+    try:
+        answer = post(http, alert, event)
+        status = answer.status
+        if not answer.ok:
+            error = f"HTTP {status}: {answer.text}"
+    except httpx.HTTPError as failure:
+        # Its URL may hold a token (Slack's do): the destination's name stands in for it.
+        text = str(failure).replace(alert.url, f"<{alert.name}>")
+        error = f"{type(failure).__name__}: {text[:ANSWER_KEPT]}"
+    ok = error is None
+    wait = min(FIRST_WAIT * 2 ** (tries - 1), LONGEST_WAIT)
+    state = "delivered" if ok else ("failed" if tries >= MAX_TRIES else "pending")
+    with db.atomic():
+        db.table("deliveries").insert(
+            {
+                "event_id": event["id"],
+                "destination": alert.name,
+                "try": tries,
+                "tried_at": utc_iso(started),
+                "status": "ok" if ok else "error",
+                "http_status": status,
+                "error": error,
+                "seconds": round((datetime.now(UTC) - started).total_seconds(), 3),
+            }
+        )
+        db.execute(
+            "UPDATE outbox SET state = ?, tries = ?, next_try_at = ? "
+            "WHERE event_id = ? AND destination = ?",
+            [state, tries, utc_iso(started + timedelta(seconds=wait)), event["id"], alert.name],
+        )
+    return int(ok)
+
+
+def sample_event(now: str) -> dict[str, Any]:
+    """An event made up to try a destination with (``monitor alerts test``): kind test."""
+    return {
+        "id": 0,
+        "kind": "test",
+        "at": now,
+        "store": "apple",
+        "chart": "top-free",
+        "device": "iphone",
+        "genre": None,
+        "country": "us",
+        "app_id": "0",
+        "app_name": "monitor's test event",
+        "rank_before": None,
+        "rank_after": 1,
+        "threshold": None,
+    }
+
+
+def deliver_pass(
+    db_path: str | Path,
+    destinations: Sequence[Alert],
+    http: httpx.Client,
+    stop: threading.Event | None = None,
+    send: bool = True,
+) -> int:
+    """Take the new events into the outbox, then (with send) try what is due; return how
+    many were delivered. A database error is logged: the next pass tries again."""
+    try:
+        db = schema.open_db(db_path)
+    except sqlite3.Error as error:
+        log.warning("webhooks: cannot open the database: %s", error)
+        return 0
+    try:
+        enqueue(db, destinations, utc_iso(datetime.now(UTC)))
+        return deliver_due(db, destinations, http, datetime.now(UTC), stop) if send else 0
+    except sqlite3.Error as error:
+        log.warning("webhooks: %s", error)
+        return 0
+    finally:
+        db.close()
+
+
+def waiting(db_path: str | Path) -> int:
+    """How many deliveries wait for a later try."""
+    db = schema.open_db(db_path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0])
+    finally:
+        db.close()
