@@ -1,5 +1,6 @@
-"""Datasette plugin: icons as images, app names linked to their store pages, observation
-ids linked to the ranks they hold (every value escaped), history views left uncounted,
+"""Datasette plugin: icons as images, app names linked to their store pages, countries
+named beside their codes, observation ids linked to the ranks they hold (every value
+escaped), history views left uncounted,
 bounded read connections, and the ``/-/health`` and ``/-/metrics`` endpoints."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response, asgi_static
 from markupsafe import Markup
 
-from monitor import app_page, datasette_leaks, feed, history_pages, queries, readers
+from monitor import app_page, datasette_leaks, feed, history_pages, queries, readers, reference
 from monitor.dashboard import STATIC, STATIC_URL
 from monitor.health import DEFAULT_MAX_AGE, read_health
 from monitor.metadata import front_tables
@@ -122,9 +123,11 @@ _LINKS = {"link": "permalink", "earlier": "the sweep before", "later": "the swee
 def render_cell(
     row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any
 ) -> Markup | None:
-    """Render icons, app names, canned queries' links and observation ids; leave every
-    other cell to Datasette."""
+    """Render icons, app names, countries, canned queries' links and observation ids;
+    leave every other cell to Datasette."""
     keys = set(row.keys()) if hasattr(row, "keys") else set()
+    if column == "country" and "country_name" not in keys:
+        return _country(value)
     if column in ("icon", "icon_url") and isinstance(value, str) and value.startswith("http"):
         return Markup('<img src="{}" alt="" width="32" height="32" loading="lazy">').format(value)
     if column == "app_name" and isinstance(value, str) and {"store", "app_id"} <= keys:
@@ -150,6 +153,14 @@ def render_cell(
         url = datasette.urls.table(database, "rankings") + f"?snapshot_id={value}&_sort=rank"
         return Markup('<a href="{}">{}</a>').format(url, value)
     return None
+
+
+def _country(code: Any) -> Markup | None:
+    """A storefront's code with its name beside it, on pages whose rows do not name it."""
+    name = reference.storefronts_175().get(code) if isinstance(code, str) else None
+    if name is None:
+        return None
+    return Markup('{} <span class="country-name">{}</span>').format(code, name)
 
 
 @hookimpl
