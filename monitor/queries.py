@@ -178,6 +178,29 @@ _SWEEP_END = (
 )
 
 
+def _not_one_app(columns: tuple[str, ...], optional: bool = False, link: str = "NULL") -> str:
+    """The rows that answer where :app means several apps (one per candidate, ``link``
+    its own link, if any) or none (one saying so), with ``columns`` (``note`` among them),
+    to follow an answer's rows. Where :app is ``optional``, blank means every app: no row
+    says it means none."""
+    candidate = {
+        "link": link,
+        "at": "p.at",
+        "store": "m.store",
+        "app_id": "m.app_id",
+        "app_name": _NAME_AT.format(app="m.id"),
+        "note": "'one of ' || (SELECT COUNT(*) FROM matches) || ' apps with a name containing "
+        "' || quote(:app) || ': ask for one by its id'",
+    }
+    none = {"at": "p.at", "note": "'no app has the id or a name containing ' || quote(:app)"}
+    return f"""UNION ALL
+SELECT {", ".join(candidate.get(c, "NULL") + f" AS {c}" for c in columns)}
+FROM matches m, p WHERE (SELECT COUNT(*) FROM matches) > 1
+UNION ALL
+SELECT {", ".join(none.get(c, "NULL") + f" AS {c}" for c in columns)}
+FROM p WHERE {"trim(:app) != '' AND " if optional else ""}NOT EXISTS (SELECT 1 FROM matches)"""
+
+
 def for_one_app(rows: str, columns: tuple[str, ...], order: str) -> str:
     """Answer for the one app :app means (rows, which reads ``target``), ordered.
 
@@ -187,15 +210,6 @@ def for_one_app(rows: str, columns: tuple[str, ...], order: str) -> str:
     complete sweeps before and after it. ``columns`` are the
     names of rows' columns, among them ``note``, ``store``, ``app_id`` and ``app_name``.
     """
-    candidate = {
-        "at": "p.at",
-        "store": "m.store",
-        "app_id": "m.app_id",
-        "app_name": _NAME_AT.format(app="m.id"),
-        "note": "'one of ' || (SELECT COUNT(*) FROM matches) || ' apps with a name containing "
-        "' || quote(:app) || ': ask for one by its id'",
-    }
-    none = {"at": "p.at", "note": "'no app has the id or a name containing ' || quote(:app)"}
     pin = "|| '&at=' || p.at" if "at" in columns else ""
     # Where the answer has an instant, the same question at the sweeps before and after.
     before = _SWEEP_END.format(step="MAX", op="<", at="p.at")
@@ -211,12 +225,7 @@ def for_one_app(rows: str, columns: tuple[str, ...], order: str) -> str:
 {_TARGET},
 answer AS (
 SELECT * FROM (WITH {rows})
-UNION ALL
-SELECT {", ".join(candidate.get(c, "NULL") + f" AS {c}" for c in columns)}
-FROM matches m, p WHERE (SELECT COUNT(*) FROM matches) > 1
-UNION ALL
-SELECT {", ".join(none.get(c, "NULL") + f" AS {c}" for c in columns)}
-FROM p WHERE NOT EXISTS (SELECT 1 FROM matches))
+{_not_one_app(columns)})
 SELECT answer.*, '?app=' || url_quote(answer.app_id) {pin} AS link{steps} FROM answer, p
 ORDER BY {order}, app_id"""
 
@@ -343,10 +352,39 @@ GROUP BY l.store, l.chart, l.device, l.genre, r.app"""
 # before, in the :country (blank: all) and for the apps :app means (blank: all); the
 # biggest moves first, MOVERS_LIMIT a :page (blank: 1), each row saying which of how many
 # it is and the next page linked from the last.
-MOVERS = f"""WITH pairs AS MATERIALIZED (
+MOVERS_COLUMNS = (
+    "at",
+    "store",
+    "chart",
+    "device",
+    "genre",
+    "country",
+    "country_name",
+    "app_id",
+    "app_name",
+    "rank_before",
+    "rank_now",
+    "movement",
+    "places",
+    "compared_from",
+    "compared_to",
+    "move",
+    "moves",
+    "note",
+    "link",
+)
+# The same question, for the app of a candidate row (m) or for the next page.
+_MOVERS_ASKED = """'?hours=' || url_quote(coalesce(:hours, ''))
+      || '&country=' || url_quote(coalesce(:country, '')) || '&at=' || url_quote(p.at)"""
+_MOVERS_CANDIDATE = f"{_MOVERS_ASKED} || '&app=' || url_quote(m.app_id)"
+MOVERS = f"""WITH p AS (SELECT {_AT} AS at),
+{_MATCHES},
+{_TARGET},
+pairs AS MATERIALIZED (
   SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
-    (SELECT MAX(id) FROM snapshots WHERE chart_id = c.id) AS now_id
-  FROM charts c
+    (SELECT s.id FROM snapshots s WHERE s.chart_id = c.id AND s.fetched_at <= p.at
+     ORDER BY s.fetched_at DESC, s.id DESC LIMIT 1) AS now_id
+  FROM charts c, p
   WHERE nullif(:country, '') IS NULL OR c.country = lower(trim(:country))
 ),
 spans AS MATERIALIZED (
@@ -357,12 +395,11 @@ spans AS MATERIALIZED (
      ORDER BY b.fetched_at DESC, b.id DESC LIMIT 1) AS before_id
   FROM pairs WHERE now_id IS NOT NULL
 ),
-{_MATCHES},
 now AS MATERIALIZED (
   SELECT sp.*, r.app, r.rank, r.label FROM spans sp
   JOIN runs r ON r.chart_id = sp.chart_id AND {covers("r", "sp.now_id")}
   WHERE sp.before_id IS NOT NULL
-    AND (nullif(:app, '') IS NULL OR r.app IN (SELECT id FROM matches))
+    AND (nullif(:app, '') IS NULL OR r.app IN (SELECT id FROM target))
 ),
 moves AS (
   SELECT n.*, {_RANK_BEFORE} AS rank_before
@@ -376,25 +413,25 @@ ranked AS (
   FROM moves m WHERE m.rank_before IS NULL OR m.rank_before != m.rank
 ),
 page AS (SELECT max(coalesce(CAST(nullif(:page, '') AS INTEGER), 1), 1) AS number)
-SELECT m.store, m.chart, m.device, m.genre, m.country, sf.name AS country_name, a.app_id,
+SELECT p.at, m.store, m.chart, m.device, m.genre, m.country, sf.name AS country_name, a.app_id,
   l.name AS app_name, m.rank_before, m.rank AS rank_now,
   CASE WHEN m.rank_before IS NULL THEN 'new entry'
        WHEN m.rank < m.rank_before THEN 'climb' ELSE 'fall' END AS movement,
   m.rank_before - m.rank AS places,
-  b.fetched_at AS compared_from, n.fetched_at AS compared_to, m.move, m.moves,
+  b.fetched_at AS compared_from, n.fetched_at AS compared_to, m.move, m.moves, NULL AS note,
   CASE WHEN m.move = page.number * {MOVERS_LIMIT} AND m.moves > m.move
-    THEN '?hours=' || url_quote(coalesce(:hours, ''))
-      || '&country=' || url_quote(coalesce(:country, ''))
-      || '&app=' || url_quote(coalesce(:app, '')) || '&page=' || (page.number + 1)
+    THEN {_MOVERS_ASKED} || '&app=' || url_quote(coalesce(:app, ''))
+      || '&page=' || (page.number + 1)
   END AS link
-FROM ranked m, page
+FROM ranked m, page, p
 JOIN apps a ON a.id = m.app
 JOIN labels l ON l.id = m.label
 JOIN snapshots b ON b.id = m.before_id
 JOIN snapshots n ON n.id = m.now_id
 LEFT JOIN storefronts sf ON sf.code = m.country
 WHERE m.move > (page.number - 1) * {MOVERS_LIMIT} AND m.move <= page.number * {MOVERS_LIMIT}
-ORDER BY m.move"""
+{_not_one_app(MOVERS_COLUMNS, optional=True, link=_MOVERS_CANDIDATE)}
+ORDER BY move, app_id"""
 
 # With no sweep in the window, the first sweep counted is past the last one: none is.
 COVERAGE = f"""SELECT substr(t.started_at, 1, 10) AS day, c.store, c.country,
@@ -639,10 +676,11 @@ CANNED = {
     ),
     "movers": Canned(
         "Biggest climbs, falls and new entries",
-        f"Each chart's latest observation against its latest one `hours` before (blank "
-        f"for {MOVERS_HOURS}), compared_from and compared_to saying which: the biggest "
-        f"moves first, {MOVERS_LIMIT} a `page`, the last row linking to the next. `country` "
-        "and `app` (a store id or part of a name) narrow it; blank for all.",
+        f"Each chart's latest observation at or before `at` (blank: the end of the latest "
+        f"complete sweep) against its latest one `hours` before (blank for {MOVERS_HOURS}), "
+        f"compared_from and compared_to saying which: the biggest moves first, {MOVERS_LIMIT} "
+        "a `page`, the last row linking to the next. `country` and `app` (a store id or part "
+        "of any name it was shown under) narrow it; blank for all.",
         MOVERS,
     ),
     "events_feed": Canned(

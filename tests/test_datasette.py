@@ -6,7 +6,7 @@ import asyncio
 import re
 import sqlite3
 import time
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import pytest
 
@@ -133,7 +133,23 @@ def test_movers_say_the_window_and_filter_by_app_and_storefront(ds):
     ]
     assert (moves[0]["compared_from"], moves[0]["compared_to"]) == (scenario.T1, scenario.T2)
     assert (moves[0]["move"], moves[0]["moves"], moves[0]["link"]) == (1, 1, None)
-    assert rows(ds, "movers", hours=24, app="no such app") == []
+    assert rows(ds, "movers", hours=24, app="deepseek - ai", country="JP", at=scenario.T1) == []
+    assert [r["note"] for r in rows(ds, "movers", hours=24, app="no such app")] == [
+        "no app has the id or a name containing 'no such app'"
+    ]
+
+
+def test_movers_of_a_name_several_apps_had_list_them_with_links(ds):
+    answer = rows(ds, "movers", hours=24, app="deepseek", at=scenario.T2)
+    assert {r["app_id"]: r["link"] for r in answer} == {
+        app: f"?hours=24&country=&at={quote(scenario.T2)}&app={app}"
+        for app in (scenario.APP_ID, "1111111111")
+    }
+    assert {r["note"] for r in answer} == {
+        "one of 2 apps with a name containing 'deepseek': ask for one by its id"
+    }
+    html = get(ds, f"/rankings/movers?hours=24&app=deepseek&at={scenario.T2}").text
+    assert f'&amp;app={scenario.APP_ID}">permalink</a>' in html
 
 
 def test_movers_page_on_without_stopping(tmp_path, served):
@@ -148,9 +164,10 @@ def test_movers_page_on_without_stopping(tmp_path, served):
     first = rows(ds, "movers", hours=24)
     assert [r["move"] for r in first] == list(range(1, 501))
     assert {r["moves"] for r in first} == {600}
-    assert [r["link"] for r in first if r["link"]] == ["?hours=24&country=&app=&page=2"]
+    at = quote(first[0]["at"])
+    assert [r["link"] for r in first if r["link"]] == [f"?hours=24&country=&at={at}&app=&page=2"]
     page = get(ds, "/rankings/movers?hours=24").text
-    assert '<a href="?hours=24&amp;country=&amp;app=&amp;page=2">next page</a>' in page
+    assert f'<a href="?hours=24&amp;country=&amp;at={at}&amp;app=&amp;page=2">next page</a>' in page
     second = rows(ds, "movers", **dict(parse_qsl(first[-1]["link"][1:], keep_blank_values=True)))
     assert [r["move"] for r in second] == list(range(501, 601))
     assert [r["link"] for r in second if r["link"]] == []
@@ -211,6 +228,19 @@ def test_names_link_to_store_pages_and_icons_show(ds):
     assert f'<a href="https://apps.apple.com/us/app/id{scenario.APP_ID}">DeepSeek</a>' in html
     assert f'<img src="http://127.0.0.1/{scenario.APP_ID}.png"' in html
     assert '<a href="/rankings/rankings?snapshot_id=' in html
+
+
+def test_table_pages_name_each_country_beside_its_code(ds):
+    for page in (
+        "/rankings/rankings?country=jp",
+        "/rankings/fetches?country=jp",
+        "/rankings/events?country=jp",
+    ):
+        html = get(ds, page).text
+        assert 'jp <span class="country-name">Japan</span>' in html, page
+    # Names in the data, not only on the page: JSON keeps the code alone.
+    shown = get(ds, "/rankings/rankings.json?_shape=array&country=jp&_size=1").json()
+    assert shown[0]["country"] == "jp"
 
 
 def test_rankings_opens_on_the_latest_complete_sweep(tmp_path, served):
