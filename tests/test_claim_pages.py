@@ -63,6 +63,49 @@ def test_the_summary_finds_the_app_by_id_or_any_name(ds, app):
     assert (summary["peak_number_one"], summary["peak_at"]) == (3, scenario.T0)
 
 
+@pytest.mark.parametrize("app", ["deepseek - AI", "ディープシーク"])
+def test_the_claim_finds_the_app_by_any_name_as_by_its_id(ds, app):
+    by_id = rows(ds, "claim", app=scenario.APP_ID, at=scenario.T2)
+    free = {r["country"]: (r["country_name"], r["rank"]) for r in iphone_free(by_id)}
+    assert free == {
+        "ca": ("Canada", None),  # last observed at T0, more than 6 hours before
+        "de": ("Germany", 1),
+        "fr": ("France", 8),
+        "gb": ("United Kingdom", 20),
+        "jp": ("Japan", 1),
+        "us": ("United States", 1),
+    }
+    assert {r["at"] for r in by_id} == {scenario.T2}
+    assert rows(ds, "claim", app=app, at=scenario.T2) == by_id
+
+
+def test_a_permalink_gives_the_same_answer_after_later_sweeps(tmp_path, served):
+    path = scenario.build(tmp_path / "rankings.db")
+    db = schema.open_db(path)
+    for sweep, started_at in db.execute("SELECT id, started_at FROM sweeps").fetchall():
+        finish(db, sweep, started_at)
+    db.close()
+    ds = served(path)
+    blank = rows(ds, "claim_summary", app="deepseek - ai", at="")
+    (link,) = {r["link"] for r in blank}
+    pinned = get(ds, f"/rankings/claim_summary.json?_shape=array&{link[1:]}").json()
+    assert pinned == blank
+    db = schema.open_db(path)
+    for at in (T3, T4):  # the app falls out of No. 1 everywhere
+        sweep = storage.begin_sweep(db, at)
+        for country in ("us", "gb", "ca"):
+            observe(db, sweep, chart(country), at, ranked((scenario.APP_ID, scenario.NEW_NAME), 7))
+        finish(db, sweep, at)
+    db.close()
+    assert {r["at"] for r in rows(ds, "claim_summary", app="deepseek - ai", at="")} == {T4}
+    again = get(ds, f"/rankings/claim_summary.json?_shape=array&{link[1:]}").json()
+    # The same answer; only the link to the sweep after, which now exists, is new.
+    assert {r.pop("later") for r in pinned} == {None}
+    assert {r.pop("later") for r in again} == {f"?app={scenario.APP_ID}&at={T3}"}
+    assert again == pinned
+    assert iphone_free(again)[0]["number_one"] == 3
+
+
 def test_the_summary_and_the_claim_agree_with_monitor_claim(ds, run_monitor, path):
     cli = json.loads(
         run_monitor("claim", scenario.APP_ID, "--at", T3, "--json", "--db", str(path)).stdout
