@@ -147,7 +147,7 @@ _COUNTS = " || ', ' || ".join(
 _HEADLINE = f"""SELECT CASE
   WHEN h.app_id IS NULL AND trim(:app) = '' THEN 'Which app? Give its id or name.'
   WHEN h.app_id IS NULL
-    THEN 'No app has the id ' || html_escape(quote(:app)) || ': see Names, below.'
+    THEN html_escape(quote(:app)) || ' is no app''s id, and names no one app: see Names, below.'
   ELSE '<b>' || html_escape(coalesce(h.app_name, h.app_id)) || '</b>, '
     || coalesce(h.chart_title, 'this chart')
     || ', at ' || strftime('%Y-%m-%d %H:%M UTC', h.at) || ': ' || {_COUNTS} || '.'

@@ -261,7 +261,8 @@ def test_the_app_page_finds_an_app_by_any_name(visit: Visit) -> None:
 def test_a_name_of_several_apps_lists_them_as_links(visit: Visit) -> None:
     visit.page.goto(f"{visit.base}/-/dashboards/{dashboard.SLUG}?app=DeepSeek&at={BETWEEN}")
     wait_for_tables(visit.page)
-    assert headline(visit.page) == "No app has the id 'DeepSeek': see Names, below."
+    said = "'DeepSeek' is no app's id, and names no one app: see Names, below."
+    assert headline(visit.page) == said
     listed = visit.page.locator("#chart-names tbody a")
     assert listed.all_inner_texts() == [scenario.OTHER[1], "DeepSeek"]
     listed.nth(1).click()
@@ -311,7 +312,8 @@ def test_a_name_of_no_app_says_so_without_errors(visit: Visit) -> None:
     wait_for_tables(visit.page)
     visit.page.wait_for_load_state("networkidle")
 
-    assert headline(visit.page) == "No app has the id 'Nothing like it': see Names, below."
+    said = "'Nothing like it' is no app's id, and names no one app: see Names, below."
+    assert headline(visit.page) == said
     assert names(visit.page) == ["No app has the id or a name containing 'Nothing like it'"]
     assert visit.page.locator("#chart-history g.mark-line.role-mark path").count() == 0
     assert visit.page.locator("#chart-world g.mark-line.role-mark path").count() == 0
