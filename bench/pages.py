@@ -11,7 +11,8 @@ mode, with the SQL the app page draws with), then times, one request at a time:
 
 Reports each page's p50 and p95 per database, the ratio of each database's p50 to the
 first's (a database 4 times longer shows how pages grow), and any page that failed or
-ran into the time limit. ``python bench/storage.py --dir DIR --days N`` builds them.
+ran into the time limit, which makes the exit status 1. ``python bench/storage.py --dir
+DIR --days N`` builds them.
 
     python bench/pages.py --db /tmp/month/project.db --db /tmp/month4/project.db
 """
@@ -68,6 +69,9 @@ def pages(client: httpx.Client, db: Path) -> list[tuple[str, str]]:
         "number_ones": "",
         "movers": "",
         "movers of the app": f"app={app_id}",
+        "events_feed": "",
+        "events_feed of the app": f"app={app_id}",
+        "events_feed.atom of the app": f"app={app_id}",
         "coverage": "",
     }
     asked = [
@@ -151,7 +155,7 @@ def report(databases: list[Path], results: list[dict[str, tuple[float, float, st
     print("\nslowest p95 per database: " + ", ".join(f"{ms:.0f} ms" for ms in slowest))
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--db", type=Path, action="append", required=True, help="a database (repeat)"
@@ -163,7 +167,11 @@ def main() -> None:
             parser.error(f"no database at {db}; bench/storage.py --dir DIR makes one")
     results = [time_pages(db, args.runs) for db in args.db]
     report(args.db, results)
+    failed = sorted({label for timed in results for label, t in timed.items() if t[2]})
+    for label in failed:
+        print(f"failed or timed out: {label}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -40,6 +40,23 @@ from monitor.errors import UsageError
 from monitor.sources.payload import utc_iso
 
 log = logging.getLogger("monitor")
+
+
+class _HidePostedPaths(logging.Filter):
+    """httpx logs each request's URL (at INFO, shown with --log-level debug). monitor
+    posts to webhook destinations alone, whose URLs may hold a token (Slack's and
+    Discord's do): a POST's URL is logged as its host."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) > 1 and args[0] == "POST":
+            url = args[1]
+            if isinstance(url, httpx.URL):
+                record.args = (args[0], f"{url.scheme}://{url.netloc.decode()}/…", *args[2:])
+        return True
+
+
+logging.getLogger("httpx").addFilter(_HidePostedPaths())
 FORMATS = ("json", "slack", "discord")
 SIGNATURE_HEADER = "X-Monitor-Signature"
 EVENT_HEADER = "X-Monitor-Event-Id"

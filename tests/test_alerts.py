@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -167,6 +168,24 @@ def test_a_huge_answer_is_read_no_further_than_its_start(db, receiver):
     assert error == "HTTP 500: " + "x" * alerts.ANSWER_KEPT
     wait_for(lambda: receiver.sent_whole, 10, "the receiver's end of the answer")
     assert receiver.sent_whole == [False]  # the rest of the 64 MB was never read
+
+
+def test_a_destination_url_never_reaches_the_log(db, receiver, caplog):
+    caplog.set_level(logging.DEBUG)
+    token = "T0KEN-in-the-path"
+    hook = alerts.parse(
+        [{"name": "slack", "url": f"{receiver.url}/{token}?key={token}", "secret": SECRET}], "t"
+    )[0]
+    alerts.enqueue(db, [hook], T[0])  # from now on
+    app_sweep(db, T[0], APP, {"us": 3})
+    app_sweep(db, T[1], APP, {"us": 1})
+    alerts.enqueue(db, [hook], T[1])
+    with alerts.client() as http:
+        assert alerts.deliver_due(db, [hook], http, datetime.now(UTC)) > 0
+    logged = [record.getMessage() for record in caplog.records]
+    host = receiver.url.split("/")[2]
+    assert f'HTTP Request: POST http://{host}/… "HTTP/1.0 200 OK"' in logged
+    assert not [line for line in logged if token in line]
 
 
 def test_slack_and_discord_bodies(db, receiver):
