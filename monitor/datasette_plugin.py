@@ -116,7 +116,12 @@ def extra_template_vars(template: str, datasette: Any) -> dict[str, Any]:
 # The events feed's link columns, and what their links say.
 _FEED_LINKS = {"atom_link": "evidence", "app_page": "app page"}
 # The canned queries' link columns, and what their links say.
-_LINKS = {"link": "permalink", "earlier": "the sweep before", "later": "the sweep after"}
+_LINKS = {
+    "link": "permalink",
+    "earlier": "the sweep before",
+    "later": "the sweep after",
+    "older": "older events",
+}
 
 
 @hookimpl

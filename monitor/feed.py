@@ -1,6 +1,6 @@
 """Events as an Atom feed: a ``.atom`` link on every query whose rows carry an entry's
 ``atom_id``, ``atom_updated``, ``atom_title`` and ``atom_link``, and maybe an ``app_page``
-linked from its text (queries.EVENTS_FEED).
+linked from its text and, on the last row, an ``older`` page (queries.EVENTS_FEED).
 
 feedgen writes the XML. Each entry links to its evidence, made absolute against the
 page asked for; a feed with no entry yet is still a valid feed, updated now.
@@ -41,6 +41,8 @@ def render(
     feed.title(_title(datasette, database, query_name))
     feed.link(href=page, rel="self")
     feed.link(href=page.replace(".atom", "", 1), rel="alternate")
+    if rows and "older" in columns and rows[-1]["older"]:  # a page of a paged feed, RFC 5005
+        feed.link(href=urljoin(page, rows[-1]["older"]), rel="next")
     feed.author({"name": "monitor"})
     times = [_time(row["atom_updated"]) for row in rows]
     feed.updated(max(times, default=datetime.now(UTC)))

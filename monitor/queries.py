@@ -586,7 +586,7 @@ _EVENT_WORDS = {
     "milestone_no1": f"'No. 1 in ' || {_STOREFRONTS}",
     "milestone_top10": f"'in the top 10 in ' || {_STOREFRONTS}",
 }
-FEED_LIMIT = 100
+FEED_LIMIT = 500
 _APP_PAGE = """'/-/dashboards/app?app=' || url_quote(p.app_id) || '&at=' || url_quote(p.at)
     || '&chart=' || url_quote(p.chart) || '&device=' || url_quote(coalesce(p.device, ''))"""
 _EVENT_CASE = (
@@ -594,12 +594,21 @@ _EVENT_CASE = (
 )
 _FEED_FILTERS = """(nullif(:country, '') IS NULL OR e.country = lower(trim(:country)))
     AND (nullif(:chart, '') IS NULL OR e.chart = trim(:chart))
-    AND (nullif(:kind, '') IS NULL OR e.kind = trim(:kind))"""
+    AND (nullif(:kind, '') IS NULL OR e.kind = trim(:kind))
+    AND (nullif(:before, '') IS NULL OR e.id < CAST(:before AS INTEGER))"""
+# The same question, for the events before the oldest of a full page.
+_FEED_OLDER = """CASE WHEN p.id = (SELECT MIN(id) FROM picked)
+    AND (SELECT COUNT(*) FROM picked) = {limit}
+  THEN '?app=' || url_quote(coalesce(:app, '')) || '&country=' || url_quote(coalesce(:country, ''))
+    || '&chart=' || url_quote(coalesce(:chart, '')) || '&kind=' || url_quote(coalesce(:kind, ''))
+    || '&before=' || p.id END"""
 # The latest FEED_LIMIT events of the apps :app means (blank: all), in the :country,
-# :chart and of the :kind given (blank: all), newest first; each with what an Atom entry
-# needs (monitor.feed): an id, a time, a title, a link to its evidence, the observation
-# that showed it (for a milestone, the app page at its time), and the app page. An app's
-# events are found through its own (id + 0: not by reading every id from the newest).
+# :chart and of the :kind given (blank: all), before the event :before (blank: the
+# latest), newest first; each with what an Atom entry needs (monitor.feed): an id, a
+# time, a title, a link to its evidence, the observation that showed it (for a
+# milestone, the app page at its time), and the app page; the oldest of a full page links
+# to the page before. An app's events are found through its own (id + 0: not by reading
+# every id from the newest).
 EVENTS_FEED = f"""WITH {_MATCHES},
 picked AS MATERIALIZED (
   SELECT * FROM (SELECT e.* FROM events e
@@ -619,7 +628,8 @@ SELECT p.id, p.kind, p.at, p.store, p.chart, p.device, p.genre, p.country,
       || coalesce(p.rank_after, '-') || ')' ELSE '' END || ', ' || {_CHART_WORDS} AS atom_title,
   coalesce('rankings?snapshot_id=' || p.snapshot_after || '&app_id=' || url_quote(p.app_id),
     {_APP_PAGE}) AS atom_link,
-  {_APP_PAGE} AS app_page
+  {_APP_PAGE} AS app_page,
+  {_FEED_OLDER.format(limit=FEED_LIMIT)} AS older
 FROM picked p LEFT JOIN storefronts sf ON sf.code = p.country
 ORDER BY p.id DESC"""
 
@@ -688,7 +698,8 @@ CANNED = {
         f"The latest {FEED_LIMIT} events, newest first: apps entering and leaving No. 1, "
         "the top 10 and the charts in each storefront, and milestones across storefronts. "
         "`app` (a store id or part of a name), `country`, `chart` and `kind` narrow it; "
-        "blank for all. Subscribe to it in a feed reader with the .atom link.",
+        "blank for all. `before` is an event id: the events before it, where `older` links "
+        "on a full page. Subscribe to it in a feed reader with the .atom link.",
         EVENTS_FEED,
     ),
     "coverage": Canned(

@@ -14,7 +14,8 @@ import pytest
 
 from helpers import get
 from history import app_sweep
-from monitor import events, schema
+from monitor import events, queries, schema
+from monitor.reference import storefronts_175
 
 APP = ("6737597349", "DeepSeek")
 T = [f"2025-01-27T{hour:02d}:00:00Z" for hour in range(10)]
@@ -173,6 +174,35 @@ def test_the_atom_feed_lists_an_apps_events_each_linked_to_its_evidence(tmp_path
         get(ds, "/rankings/events_feed.atom?app=zzz&country=&chart=&kind=").text
     )
     assert not nothing.bozo and nothing.entries == []
+
+
+def test_a_long_feed_pages_on_to_every_event(tmp_path, served):
+    path = tmp_path / "rankings.db"
+    db = schema.open_db(path)
+    countries = list(storefronts_175())
+    sweep(db, T[0], dict.fromkeys(countries, 0))
+    sweep(db, T[1], dict.fromkeys(countries, 1))  # into the chart, top 10 and No. 1 in 175
+    expected = [
+        f"{event_id}:{kind}"
+        for event_id, kind in db.execute(
+            "SELECT id, kind FROM events WHERE app_id = ? ORDER BY id DESC", [APP[0]]
+        )
+    ]
+    db.close()
+    assert len(expected) > queries.FEED_LIMIT
+    ds = served(path)
+    listed, page = [], "/rankings/events_feed.atom?app=deepseek&country=&chart=&kind="
+    while page:
+        feed = feedparser.parse(get(ds, page).text)
+        assert not feed.bozo, feed.bozo_exception
+        assert 0 < len(feed.entries) <= queries.FEED_LIMIT
+        listed += [":".join(entry.id.split(":")[3:5]) for entry in feed.entries]
+        older = [link.href for link in feed.feed.links if link.rel == "next"]
+        page = urlsplit(older[0])._replace(scheme="", netloc="").geturl() if older else ""
+    assert listed == expected
+    html_page = get(ds, "/rankings/events_feed?app=deepseek&country=&chart=&kind=").text
+    oldest = expected[queries.FEED_LIMIT - 1].split(":")[0]
+    assert f'&amp;before={oldest}">older events</a>' in html_page
 
 
 def test_events_are_written_to_every_column_of_the_log(db):
