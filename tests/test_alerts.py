@@ -378,7 +378,7 @@ def test_monitor_collect_sends_its_sweeps_events(tmp_path, receiver, run_monitor
 
 
 def test_a_service_killed_mid_delivery_sends_the_rest_after_a_restart(
-    tmp_path, receiver, spawn_monitor, db_path
+    tmp_path, receiver, spawn_monitor, run_monitor, db_path
 ):
     db = schema.open_db(db_path)
     app_sweep(db, T[0], APP, {"us": 1, "gb": 1, "jp": 1, "fr": 1})
@@ -404,3 +404,8 @@ def test_a_service_killed_mid_delivery_sends_the_rest_after_a_restart(
     ids = [b["event"]["id"] for b in receiver.verified()]
     countries = {b["event"]["country"] for b in receiver.verified()}
     assert countries == {"us", "gb", "jp", "fr"} and len(set(ids)) == 4
+    # Once more, a new process, with nothing new: nothing is sent.
+    posts = len(receiver.posts)
+    again = run_monitor("collect", "--config", path)
+    assert "webhooks: 0 events delivered, 0 waiting" in again.stderr, again.stderr
+    assert len(receiver.posts) == posts

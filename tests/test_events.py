@@ -131,6 +131,15 @@ def test_monitor_events_lists_them_by_app_kind_and_storefront(tmp_path):
     assert latest.splitlines() == [
         f"{T[1]}  apple top-free iphone jp  DeepSeek ({APP[0]}): entered_chart - -> 1"
     ]
+    db = schema.open_db(path)
+    sweep(db, T[2], {"us": 2, "gb": 1, "jp": 1})
+    db.close()
+    since = monitor("events", "--db", str(path), "--app", APP[0], "--since", T[2])
+    assert since.splitlines() == [
+        f"{T[2]}  apple top-free iphone us  DeepSeek ({APP[0]}): left_no1 1 -> 2"
+    ]
+    day = monitor("events", "--db", str(path), "--app", APP[0], "--since", T[1], "--json")
+    assert {json.loads(line)["at"] for line in day.splitlines()} == {T[1], T[2]}
 
 
 def test_the_atom_feed_lists_an_apps_events_each_linked_to_its_evidence(tmp_path, served):
