@@ -64,7 +64,7 @@ MAX_TRIES = 12
 FIRST_WAIT = 5.0  # seconds before the first retry; then twice as long each time
 LONGEST_WAIT = 3600.0
 TIMEOUT = 5.0  # seconds for one try, from connecting to the end of the answer
-BATCH = 200  # events taken into the outbox, and tries made, at most per pass
+BATCH = 200  # events taken into the outbox, and deliveries read, at a time
 ANSWER_KEPT = 200  # characters of an answer kept in deliveries
 ANSWER_READ = 4096  # bytes of an answer read at most: the rest is left unread
 _KEYS = ("name", "url", "secret", "format", "kinds", "apps", "countries", "charts", "threshold")
@@ -181,32 +181,41 @@ def client() -> httpx.Client:
 
 
 def enqueue(db: Database, alerts: Sequence[Alert], now: str) -> int:
-    """Put the events recorded since each destination's cursor, and wanted, in the outbox."""
+    """Put the events recorded since each destination's cursor, and wanted, in the outbox,
+    BATCH events to a transaction."""
     queued = 0
     for alert in alerts:
-        with db.atomic():
-            cursor = _cursor(db, alert.name)
-            rows = _events_after(db, cursor)
-            wanted = [row for row in rows if alert.wants(row)]
-            db.table("outbox").insert_all(
-                (
-                    {
-                        "event_id": row["id"],
-                        "destination": alert.name,
-                        "state": "pending",
-                        "tries": 0,
-                        "next_try_at": now,
-                    }
-                    for row in wanted
-                ),
-                ignore=True,
-            )
-            if rows:
-                db.table("alert_cursors").upsert(
-                    {"destination": alert.name, "event_id": rows[-1]["id"]}, pk="destination"
-                )
-            queued += len(wanted)
+        while (taken := _enqueue_batch(db, alert, now)) is not None:
+            queued += taken
     return queued
+
+
+def _enqueue_batch(db: Database, alert: Alert, now: str) -> int | None:
+    """Put the next BATCH events past alert's cursor, where wanted, in the outbox; return
+    how many, or None where there were none."""
+    with db.atomic():
+        cursor = _cursor(db, alert.name)
+        rows = _events_after(db, cursor)
+        wanted = [row for row in rows if alert.wants(row)]
+        db.table("outbox").insert_all(
+            (
+                {
+                    "event_id": row["id"],
+                    "destination": alert.name,
+                    "state": "pending",
+                    "tries": 0,
+                    "next_try_at": now,
+                }
+                for row in wanted
+            ),
+            ignore=True,
+        )
+        if not rows:
+            return None
+        db.table("alert_cursors").upsert(
+            {"destination": alert.name, "event_id": rows[-1]["id"]}, pk="destination"
+        )
+    return len(wanted)
 
 
 def _cursor(db: Database, destination: str) -> int:
@@ -234,23 +243,33 @@ def deliver_due(
     now: datetime,
     stop: threading.Event | None = None,
 ) -> int:
-    """Try each delivery that is due, oldest event first, until stop is set; return how
-    many succeeded."""
+    """Try each delivery that is due by now once, oldest event first, BATCH read at a
+    time, until stop is set; return how many succeeded."""
     by_name = {alert.name: alert for alert in alerts}
-    # Only the destinations configured: those of a removed table wait for it.
-    due = db.execute(
+    delivered, past = 0, (0, "")
+    while due := _due(db, list(by_name), now, past):
+        for event_id, destination, tries in due:
+            if stop is not None and stop.is_set():
+                return delivered
+            event = next(db.query("SELECT * FROM events WHERE id = ?", [event_id]))
+            delivered += _try(db, by_name[destination], http, event, tries + 1)
+        past = due[-1][:2]
+    return delivered
+
+
+def _due(
+    db: Database, destinations: list[str], now: datetime, past: tuple[int, str]
+) -> list[tuple[int, str, int]]:
+    """The next BATCH deliveries due by now after past (an event and a destination),
+    oldest event first. Only the destinations configured: those of a removed table wait
+    for it."""
+    return db.execute(
         "SELECT event_id, destination, tries FROM outbox WHERE state = 'pending' "
         "AND next_try_at <= ? AND destination IN (SELECT value FROM json_each(?)) "
-        f"ORDER BY event_id LIMIT {BATCH}",
-        [utc_iso(now), json.dumps(list(by_name))],
+        "AND (event_id, destination) > (?, ?) "
+        f"ORDER BY event_id, destination LIMIT {BATCH}",
+        [utc_iso(now), json.dumps(destinations), *past],
     ).fetchall()
-    delivered = 0
-    for event_id, destination, tries in due:
-        if stop is not None and stop.is_set():
-            break
-        event = next(db.query("SELECT * FROM events WHERE id = ?", [event_id]))
-        delivered += _try(db, by_name[destination], http, event, tries + 1)
-    return delivered
 
 
 def _try(

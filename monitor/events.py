@@ -112,22 +112,22 @@ def record_milestones(
     """Record the milestones of the sweep that ended at ``at``: the counts of storefronts
     crossed upward since the end of the sweep before it."""
     previous = db.execute(
-        "SELECT finished_at FROM sweeps WHERE finished_at IS NOT NULL AND id < ? "
+        "SELECT id, finished_at FROM sweeps WHERE finished_at IS NOT NULL AND id < ? "
         "ORDER BY id DESC LIMIT 1",
         [sweep_id],
     ).fetchone()
     if previous is not None:  # else nothing to cross from
-        before, after = _counts(db, None, previous[0]), _counts(db, sweep_id, at)
+        before, after = _counts(db, *previous), _counts(db, sweep_id, at)
         _insert(db, list(_crossings(before, after, thresholds)))
 
 
 _KEY = ("store", "chart", "device", "genre", "app")
 
 
-def _counts(db: Database, sweep_id: int | None, at: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+def _counts(db: Database, sweep_id: int, at: str) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Per chart kind and app: its storefronts at No. 1 and in the top 10 at ``at``, the
     end of the sweep."""
-    counted = db.query(queries.with_max_age(queries.BAND_COUNTS), {"at": at})
+    counted = db.query(queries.with_max_age(queries.BAND_COUNTS), {"at": at, "sweep": sweep_id})
     return {tuple(row[k] for k in _KEY): {**row, "sweep_id": sweep_id, "at": at} for row in counted}
 
 

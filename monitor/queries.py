@@ -122,6 +122,11 @@ def with_max_age(sql: str, seconds: int = MAX_AGE_SECONDS) -> str:
 # The latest observation of chart c at or before p.at, through (chart_id, fetched_at).
 _LATEST_SNAPSHOT = """(SELECT s.id FROM snapshots s WHERE s.chart_id = c.id AND s.fetched_at <= p.at
      ORDER BY s.fetched_at DESC, s.id DESC LIMIT 1)"""
+# The same, of the sweeps up to :sweep: a sweep's end and the next one's start can share
+# a second, and the next one's observations are not the earlier one's.
+_LATEST_SNAPSHOT_OF_SWEEP = _LATEST_SNAPSHOT.replace(
+    "s.fetched_at <= p.at\n", "s.fetched_at <= p.at AND s.sweep_id <= :sweep\n"
+)
 
 # A column of an app's run in one observation: its latest run starting at or before
 # the snapshot, if that run is still current then. An app holds one rank at a time.
@@ -332,11 +337,13 @@ ORDER BY l.store, l.chart, l.device, l.genre, l.country"""
 
 
 # Per chart kind and app: in how many storefronts it was No. 1 and in the top 10 at :at,
-# counted as a claim counts them (each chart's latest observation, at most :max_age old),
-# with one of the names it was shown under there. What milestones compare.
+# the end of the sweep :sweep, counted as a claim counts them (each chart's latest
+# observation, at most :max_age old), with one of the names it was shown under there.
+# What milestones compare.
 BAND_COUNTS = f"""WITH p AS (SELECT :at AS at),
 latest AS (
-  SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, {_LATEST_SNAPSHOT} AS snapshot_id
+  SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre,
+    {_LATEST_SNAPSHOT_OF_SWEEP} AS snapshot_id
   FROM charts c, p
 )
 SELECT l.store, l.chart, l.device, l.genre, r.app, MIN(r.label) AS label,

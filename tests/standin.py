@@ -78,6 +78,9 @@ class StoreStandIn:
     # Requests after the first hold_after wait (up to a minute) until released is set.
     hold_after: int | None = None
     released: threading.Event = field(default_factory=threading.Event)
+    # An app placed in the iPhone top-free charts: {storefront: its rank there}.
+    placed: App | None = None
+    placed_ranks: dict[str, int] = field(default_factory=dict)
 
     def __enter__(self) -> StoreStandIn:
         stand_in = self
@@ -167,7 +170,11 @@ class StoreStandIn:
         for step in range(self.version):
             a, b = (seed + step) % depth, (seed + 3 * step + 1) % depth
             ids[a], ids[b] = ids[b], ids[a]
-        return [_app(country, app_id, rank) for rank, app_id in enumerate(ids, 1)]
+        apps = [_app(country, app_id, rank) for rank, app_id in enumerate(ids, 1)]
+        rank = self.placed_ranks.get(country)
+        if self.placed and rank and (chart, device, genre) == ("top-free", "iphone", None):
+            apps = [*apps[: rank - 1], self.placed, *apps[rank - 1 : depth - 1]]
+        return apps
 
     def answer(self, path: str, faulty: bool = True) -> tuple[int, dict[str, str], bytes]:
         """Build the status, headers and body for one request path; faulty=False: no fault."""
