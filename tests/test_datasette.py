@@ -44,6 +44,15 @@ def test_every_canned_query_is_published(ds):
     )
 
 
+def test_every_canned_query_page_hides_its_sql_until_asked(ds):
+    for name in CANNED:
+        page = get(ds, f"/rankings/{name}").text
+        assert f'(<a href="/rankings/{name}?_show_sql=1">show</a>)' in page, name
+        assert '<pre id="sql-query">' not in page, name
+        shown = get(ds, f"/rankings/{name}?_show_sql=1").text
+        assert '<pre id="sql-query">' in shown, name
+
+
 def test_claim_between_the_phases(ds):
     answer = rows(ds, "claim", app=scenario.APP_ID, at=scenario.T1)
     free = [r for r in answer if (r["chart"], r["device"]) == ("top-free", "iphone")]
