@@ -5,6 +5,7 @@ bounded read connections, and the ``/-/health`` and ``/-/metrics`` endpoints."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -146,7 +147,7 @@ def render_cell(
         # the sweep before or after, or its next page.
         if "&page=" in value:
             text = "next page"
-        elif column == "link" and "&at=" not in value:
+        elif column == "link" and not re.search(r"[?&]at=", value):
             text = "this app"
         else:
             text = _LINKS[column]

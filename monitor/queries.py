@@ -206,6 +206,17 @@ SELECT {", ".join(none.get(c, "NULL") + f" AS {c}" for c in columns)}
 FROM p WHERE {"trim(:app) != '' AND " if optional else ""}NOT EXISTS (SELECT 1 FROM matches)"""
 
 
+def pinned(asked: str) -> str:
+    """Columns linking to a question (``asked``, a query string ending in ? or &) at the
+    instant answered, p.at (a permalink), and at the complete sweeps before and after."""
+    before = _SWEEP_END.format(step="MAX", op="<", at="p.at")
+    after = _SWEEP_END.format(step="MIN", op=">", at="p.at")
+    return (
+        f"{asked} || 'at=' || p.at AS link, {asked} || 'at=' || ({before}) AS earlier, "
+        f"{asked} || 'at=' || ({after}) AS later"
+    )
+
+
 def for_one_app(rows: str, columns: tuple[str, ...], order: str) -> str:
     """Answer for the one app :app means (rows, which reads ``target``), ordered.
 
@@ -215,23 +226,15 @@ def for_one_app(rows: str, columns: tuple[str, ...], order: str) -> str:
     complete sweeps before and after it. ``columns`` are the
     names of rows' columns, among them ``note``, ``store``, ``app_id`` and ``app_name``.
     """
-    pin = "|| '&at=' || p.at" if "at" in columns else ""
-    # Where the answer has an instant, the same question at the sweeps before and after.
-    before = _SWEEP_END.format(step="MAX", op="<", at="p.at")
-    after = _SWEEP_END.format(step="MIN", op=">", at="p.at")
-    steps = (
-        f", '?app=' || url_quote(answer.app_id) || '&at=' || ({before}) AS earlier, "
-        f"'?app=' || url_quote(answer.app_id) || '&at=' || ({after}) AS later"
-        if "at" in columns
-        else ""
-    )
+    asked = "'?app=' || url_quote(answer.app_id)"
+    links = pinned(f"{asked} || '&'") if "at" in columns else f"{asked} AS link"
     return f"""WITH p AS (SELECT {_AT} AS at),
 {_MATCHES},
 {_TARGET},
 answer AS (
 SELECT * FROM (WITH {rows})
 {_not_one_app(columns)})
-SELECT answer.*, '?app=' || url_quote(answer.app_id) {pin} AS link{steps} FROM answer, p
+SELECT answer.*, {links} FROM answer, p
 ORDER BY {order}, app_id"""
 
 
@@ -265,6 +268,9 @@ CLAIM = for_one_app(
     "store, chart, device, genre, rank IS NULL, rank, country",
 )
 
+_TOP_CHART_ASKED = """'?country=' || url_quote(lower(:country))
+  || '&chart=' || url_quote(coalesce(:chart, ''))
+  || '&device=' || url_quote(coalesce(:device, '')) || '&'"""
 TOP_CHART = f"""WITH p AS (SELECT {_AT} AS at),
 chart AS (
   SELECT c.id FROM charts c
@@ -279,7 +285,8 @@ snap AS (
 SELECT p.at, lower(:country) AS country,
   (SELECT name FROM storefronts WHERE code = lower(:country)) AS country_name,
   r.rank, a.icon_url AS icon, l.name AS app_name, NULLIF(l.developer, '') AS developer,
-  a.store, a.app_id, snap.fetched_at AS observed_at, snap.id AS snapshot_id
+  a.store, a.app_id, snap.fetched_at AS observed_at, snap.id AS snapshot_id,
+  {pinned(_TOP_CHART_ASKED)}
 FROM p, snap
 JOIN runs r ON r.chart_id = snap.chart_id AND {covers("r", "snap.id")}
 JOIN apps a ON a.id = r.app
@@ -325,7 +332,7 @@ latest AS (
 )
 SELECT p.at, l.store, l.chart, l.device, l.genre, l.country, sf.name AS country_name,
   a.icon_url AS icon, lb.name AS app_name, a.app_id, s.fetched_at AS observed_at,
-  s.id AS snapshot_id
+  s.id AS snapshot_id, {pinned("'?'")}
 FROM latest l, p
 JOIN snapshots s ON s.id = l.snapshot_id
 JOIN runs r ON r.chart_id = l.chart_id AND {covers("r", "s.id")} AND {NUMBER_ONE.holds("+r.rank")}

@@ -201,3 +201,20 @@ def test_an_answer_steps_to_the_sweeps_before_and_after(ds):
     assert {r["earlier"] for r in claim} == {f"?app={scenario.APP_ID}&at={T3}"}
     page = get(ds, f"/rankings/claim?app={scenario.APP_ID}&at={T4}").text
     assert f'<a href="?app={scenario.APP_ID}&amp;at={T3}">the sweep before</a>' in page
+
+
+def test_a_chart_and_the_no_1s_step_to_the_sweeps_before_and_after(ds):
+    chart = rows(ds, "top_chart", country="JP", chart="", device="iphone", at=T3)
+    asked = "?country=jp&chart=&device=iphone&at="
+    assert {(r["link"], r["earlier"], r["later"]) for r in chart} == {
+        (f"{asked}{T3}", None, f"{asked}{T4}")
+    }
+    later = get(ds, f"/rankings/top_chart.json?_shape=array&{chart[0]['later'][1:]}").json()
+    assert {r["at"] for r in later} == {T4} and later[0]["app_id"] == scenario.APP_ID
+    ones = rows(ds, "number_ones", at=T4)
+    assert {(r["link"], r["earlier"], r["later"]) for r in ones} == {
+        (f"?at={T4}", f"?at={T3}", None)
+    }
+    page = get(ds, f"/rankings/number_ones?at={T4}").text
+    assert f'<a href="?at={T4}">permalink</a>' in page
+    assert f'<a href="?at={T3}">the sweep before</a>' in page
