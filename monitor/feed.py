@@ -36,6 +36,7 @@ def render(
 ) -> Response:
     """The rows, newest first, as an Atom feed titled after their canned query."""
     page = request.url
+    rows = [row for row in rows if row["atom_id"] is not None]  # not an entry: a candidate
     feed = FeedGenerator()
     feed.id(page)
     feed.title(_title(datasette, database, query_name))

@@ -622,16 +622,47 @@ _FEED_OLDER = """CASE WHEN p.id = (SELECT MIN(id) FROM picked)
 # time, a title, a link to its evidence, the observation that showed it (for a
 # milestone, the app page at its time), and the app page; the oldest of a full page links
 # to the page before. An app's events are found through its own (id + 0: not by reading
-# every id from the newest).
+# every id from the newest). A name of several apps, or of none, answers as the other app
+# queries do, with rows that are no feed's entries.
+FEED_COLUMNS = (
+    "id",
+    "kind",
+    "at",
+    "store",
+    "chart",
+    "device",
+    "genre",
+    "country",
+    "country_name",
+    "app_id",
+    "app_name",
+    "rank_before",
+    "rank_after",
+    "threshold",
+    "countries",
+    "snapshot_after",
+    "atom_id",
+    "atom_updated",
+    "atom_title",
+    "atom_link",
+    "app_page",
+    "older",
+    "note",
+    "link",
+)
+_FEED_ASKED = """'?app=' || url_quote(m.app_id) || '&country=' || url_quote(coalesce(:country, ''))
+    || '&chart=' || url_quote(coalesce(:chart, '')) || '&kind=' || url_quote(coalesce(:kind, ''))"""
 EVENTS_FEED = f"""WITH {_MATCHES},
+{_TARGET},
 picked AS MATERIALIZED (
   SELECT * FROM (SELECT e.* FROM events e
-    WHERE nullif(:app, '') IS NOT NULL AND e.app_id IN (SELECT app_id FROM matches)
+    WHERE nullif(:app, '') IS NOT NULL AND e.app_id IN (SELECT app_id FROM target)
       AND {_FEED_FILTERS} ORDER BY e.id + 0 DESC LIMIT {FEED_LIMIT})
   UNION ALL
   SELECT * FROM (SELECT e.* FROM events e WHERE nullif(:app, '') IS NULL AND {_FEED_FILTERS}
     ORDER BY e.id DESC LIMIT {FEED_LIMIT})
-)
+),
+feed AS (
 SELECT p.id, p.kind, p.at, p.store, p.chart, p.device, p.genre, p.country,
   sf.name AS country_name, p.app_id, p.app_name, p.rank_before, p.rank_after, p.threshold,
   p.countries, p.snapshot_after,
@@ -643,9 +674,13 @@ SELECT p.id, p.kind, p.at, p.store, p.chart, p.device, p.genre, p.country,
   coalesce('rankings?snapshot_id=' || p.snapshot_after || '&app_id=' || url_quote(p.app_id),
     {_APP_PAGE}) AS atom_link,
   {_APP_PAGE} AS app_page,
-  {_FEED_OLDER.format(limit=FEED_LIMIT)} AS older
+  {_FEED_OLDER.format(limit=FEED_LIMIT)} AS older, NULL AS note, NULL AS link
 FROM picked p LEFT JOIN storefronts sf ON sf.code = p.country
-ORDER BY p.id DESC"""
+),
+p AS (SELECT {_AT} AS at)
+SELECT * FROM feed
+{_not_one_app(FEED_COLUMNS, optional=True, link=_FEED_ASKED)}
+ORDER BY id DESC"""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import sqlite3
 import time
 from urllib.parse import parse_qsl, quote
 
+import feedparser
 import pytest
 
 import scenario
@@ -159,6 +160,23 @@ def test_movers_of_a_name_several_apps_had_list_them_with_links(ds):
     }
     html = get(ds, f"/rankings/movers?hours=24&app=deepseek&at={scenario.T2}").text
     assert f'&amp;app={scenario.APP_ID}">permalink</a>' in html
+
+
+def test_the_feed_of_a_name_several_apps_had_lists_them_and_has_no_entry(ds):
+    answer = rows(ds, "events_feed", app="deepseek", country="", chart="", kind="")
+    asked = "&country=&chart=&kind="
+    assert {r["app_id"]: r["link"] for r in answer} == {
+        app: f"?app={app}{asked}" for app in (scenario.APP_ID, "1111111111")
+    }
+    assert {r["atom_id"] for r in answer} == {None}
+    page = get(ds, f"/rankings/events_feed?app=deepseek{asked}").text
+    assert f'<a href="?app={scenario.APP_ID}{asked.replace("&", "&amp;")}">this app</a>' in page
+    feed = feedparser.parse(get(ds, f"/rankings/events_feed.atom?app=deepseek{asked}").text)
+    assert not feed.bozo and feed.entries == []
+    (none,) = rows(ds, "events_feed", app="no such app", country="", chart="", kind="")
+    assert none["note"] == "no app has the id or a name containing 'no such app'"
+    one = rows(ds, "events_feed", app=scenario.APP_ID, country="", chart="", kind="")
+    assert one and {r["app_id"] for r in one} == {scenario.APP_ID}
 
 
 def test_movers_page_on_without_stopping(tmp_path, served):
