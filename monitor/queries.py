@@ -85,6 +85,8 @@ _MATCHES = """matches AS MATERIALIZED (
       AND casefold(l.name) LIKE '%' || replace(replace(replace(casefold(:app),
       '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%' ESCAPE '\\')
 )"""
+# The most apps a name is answered with, as candidates to choose from.
+FIND_LIMIT = 50
 # The app, where :app means exactly one.
 _TARGET = "target AS (SELECT * FROM matches WHERE (SELECT COUNT(*) FROM matches) = 1)"
 
@@ -195,12 +197,14 @@ def _not_one_app(columns: tuple[str, ...], optional: bool = False, link: str = "
         "app_id": "m.app_id",
         "app_name": _NAME_AT.format(app="m.id"),
         "note": "'one of ' || (SELECT COUNT(*) FROM matches) || ' apps with a name containing "
-        "' || quote(:app) || ': ask for one by its id'",
+        "' || quote(:app) || ': ask for one by its id' || CASE WHEN (SELECT COUNT(*) FROM "
+        f"matches) > {FIND_LIMIT} THEN ' (the first {FIND_LIMIT} by id are listed)' ELSE '' END",
     }
     none = {"at": "p.at", "note": "'no app has the id or a name containing ' || quote(:app)"}
     return f"""UNION ALL
 SELECT {", ".join(candidate.get(c, "NULL") + f" AS {c}" for c in columns)}
-FROM matches m, p WHERE (SELECT COUNT(*) FROM matches) > 1
+FROM (SELECT * FROM matches ORDER BY store, app_id LIMIT {FIND_LIMIT}) m, p
+WHERE (SELECT COUNT(*) FROM matches) > 1
 UNION ALL
 SELECT {", ".join(none.get(c, "NULL") + f" AS {c}" for c in columns)}
 FROM p WHERE {"trim(:app) != '' AND " if optional else ""}NOT EXISTS (SELECT 1 FROM matches)"""
@@ -566,7 +570,6 @@ CLAIM_SUMMARY = for_one_app(
 )
 
 # The apps :app means, with the latest name of each, for `monitor claim` to choose from.
-FIND_LIMIT = 50
 FIND_APP = f"""WITH {_MATCHES}
 SELECT m.store, m.app_id, {_LATEST_NAME.format(app="m.id")} AS name FROM matches m
 ORDER BY m.store, m.app_id

@@ -10,7 +10,7 @@ import pytest
 import scenario
 from helpers import chart, get, rows
 from history import fail, finish, observe, ranked
-from monitor import publish, schema, storage
+from monitor import publish, queries, schema, storage
 
 T3 = "2025-01-27T10:00:00Z"
 T4 = "2025-01-27T11:00:00Z"
@@ -218,3 +218,20 @@ def test_a_chart_and_the_no_1s_step_to_the_sweeps_before_and_after(ds):
     page = get(ds, f"/rankings/number_ones?at={T4}").text
     assert f'<a href="?at={T4}">permalink</a>' in page
     assert f'<a href="?at={T3}">the sweep before</a>' in page
+
+
+def test_a_name_of_many_apps_lists_the_first_by_id_and_says_so(tmp_path, served):
+    db = schema.open_db(tmp_path / "rankings.db")
+    apps = [(f"{5000 + i}", f"Common {i}") for i in range(queries.FIND_LIMIT + 10)]
+    sweep = storage.begin_sweep(db, scenario.T1)
+    observe(db, sweep, chart("us", depth=len(apps)), scenario.T1, apps)
+    finish(db, sweep, scenario.T1)
+    db.close()
+    ds = served(tmp_path / "rankings.db")
+    for query in ("claim", "claim_summary", "app_history", "movers", "events_feed"):
+        answer = rows(ds, query, app="common")
+        assert [r["app_id"] for r in answer] == [app for app, _ in apps[: queries.FIND_LIMIT]]
+        assert {r["note"] for r in answer} == {
+            f"one of {len(apps)} apps with a name containing 'common': ask for one by its id "
+            f"(the first {queries.FIND_LIMIT} by id are listed)"
+        }, query
