@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import subprocess
 import sys
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import feedparser
 import pytest
@@ -142,6 +144,42 @@ def test_monitor_events_lists_them_by_app_kind_and_storefront(tmp_path):
     assert {json.loads(line)["at"] for line in day.splitlines()} == {T[1], T[2]}
 
 
+ATOM = "{http://www.w3.org/2005/Atom}"
+RFC_3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def assert_atom(text):
+    """The constraints RFC 4287 puts on a feed and its entries, as a validator checks them."""
+    feed = ElementTree.fromstring(text)
+    assert feed.tag == f"{ATOM}feed"
+
+    def one(element, name):
+        (found,) = element.findall(f"{ATOM}{name}")
+        return found
+
+    def check(element, where):
+        assert urlsplit(one(element, "id").text).scheme in ("http", "https", "tag"), where
+        assert one(element, "title").text, where
+        assert RFC_3339.match(one(element, "updated").text), where
+        alternates = [
+            (link.get("type"), link.get("hreflang"))
+            for link in element.findall(f"{ATOM}link")
+            if link.get("rel", "alternate") == "alternate"
+        ]
+        assert len(alternates) == len(set(alternates)), where  # 4.1.1: one per type, language
+        assert all(link.get("href") for link in element.findall(f"{ATOM}link")), where
+
+    check(feed, "feed")
+    assert one(one(feed, "author"), "name").text  # 4.1.1: an author, or one in each entry
+    assert [link.get("rel") for link in feed.findall(f"{ATOM}link")].count("self") == 1
+    for entry in feed.findall(f"{ATOM}entry"):
+        check(entry, one(entry, "id").text)
+        content = one(entry, "content")
+        assert content.get("type") == "html" and content.text, one(entry, "id").text
+    ids = [one(entry, "id").text for entry in feed.findall(f"{ATOM}entry")]
+    assert len(ids) == len(set(ids))
+
+
 def test_the_atom_feed_lists_an_apps_events_each_linked_to_its_evidence(tmp_path, served):
     path = tmp_path / "rankings.db"
     db = schema.open_db(path)
@@ -155,6 +193,7 @@ def test_the_atom_feed_lists_an_apps_events_each_linked_to_its_evidence(tmp_path
     db.close()
     ds = served(path)
     text = get(ds, "/rankings/events_feed.atom?app=deepseek&country=&chart=&kind=").text
+    assert_atom(text)
     feed = feedparser.parse(text)
     assert not feed.bozo, feed.bozo_exception
     assert feed.feed.title == "What changed: an app's events, as a feed"
@@ -202,7 +241,9 @@ def test_a_long_feed_pages_on_to_every_event(tmp_path, served):
     ds = served(path)
     listed, page = [], "/rankings/events_feed.atom?app=deepseek&country=&chart=&kind="
     while page:
-        feed = feedparser.parse(get(ds, page).text)
+        text = get(ds, page).text
+        assert_atom(text)
+        feed = feedparser.parse(text)
         assert not feed.bozo, feed.bozo_exception
         assert 0 < len(feed.entries) <= queries.FEED_LIMIT
         listed += [":".join(entry.id.split(":")[3:5]) for entry in feed.entries]
