@@ -268,7 +268,10 @@ TABLES: dict[str, dict[str, Any]] = {
             "seconds": "From the first request's start to the last one's",
             "rate": "Requests started a second: (requests - 1) / seconds",
             "slowdowns": "Times the host answered 429 or 503 and the sweep slowed down",
-            "fewest_in_flight": "The fewest requests the host was let have in flight",
+            "fewest_in_flight": (
+                "The fewest requests the host was let have in flight; below 1, the share "
+                "of the time it had one (a quiet after each answer)"
+            ),
         },
     },
     "deliveries": {

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from fractions import Fraction
 
 # The answers that say the host wants fewer requests.
 SLOW_DOWN = frozenset({429, 503})
@@ -54,7 +55,7 @@ class HostReport:
     requests: int
     seconds: float  # from the first request's start to the last one's start
     slowdowns: int
-    fewest_in_flight: int  # the lowest the window fell to
+    fewest_in_flight: float  # the lowest the window fell to: below 1, a share of the time
 
     @property
     def rate(self) -> float:
@@ -63,11 +64,13 @@ class HostReport:
 
     def describe(self) -> str:
         """Say in one line what the host got, e.g. for the sweep's summary."""
-        slowed = (
-            f", slowed down {self.slowdowns} times (to {self.fewest_in_flight} in flight)"
-            if self.slowdowns
-            else ""
+        fewest = self.fewest_in_flight
+        to = (
+            f"{int(fewest)} in flight"
+            if fewest >= 1
+            else f"1 in flight, {Fraction(fewest).limit_denominator(1000)} of the time"
         )
+        slowed = f", slowed down {self.slowdowns} times (to {to})" if self.slowdowns else ""
         return (
             f"{self.store} {self.host}: {self.requests:,} requests, {self.rate:.1f}/s "
             f"({self.limits}){slowed}"
@@ -88,7 +91,7 @@ class Gate:
         self._slowed_at = float("-inf")  # when the window was last halved
         self.requests = 0
         self.slowdowns = 0
-        self.fewest = politeness.concurrency
+        self.fewest: float = politeness.concurrency
         self._first: float | None = None
         self._last = 0.0  # when the last request started
 
@@ -139,7 +142,7 @@ class Gate:
         self._slowed_at = now
         self.window = max(MIN_WINDOW, self.window / 2)
         self.slowdowns += 1
-        self.fewest = min(self.fewest, max(1, int(self.window)))
+        self.fewest = min(self.fewest, self.window if self.window < 1 else int(self.window))
         self._quiet(self._wait(now - started), now)
 
     def _wait(self, answer_seconds: float) -> float:

@@ -139,7 +139,10 @@ def test_one_in_flight_a_complaint_becomes_a_wait_after_each_answer_then_wears_o
     # A window of 0.5 grown by half (0.75) after the answer: (1/0.75 - 1) x 0.1 s of quiet.
     assert 0.033 - 0.003 <= waited < 0.033 + 0.02
     assert gate.window == 1.0  # grown by half again, and no further than one in flight
-    assert (gate.report().slowdowns, gate.report().fewest_in_flight) == (1, 1)
+    assert (gate.report().slowdowns, gate.report().fewest_in_flight) == (1, 0.5)
+    assert (
+        gate.report().describe().endswith("slowed down 1 times (to 1 in flight, 1/2 of the time)")
+    )
 
 
 def test_a_rate_limit_in_the_body_of_an_answer_is_a_complaint():
