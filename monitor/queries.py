@@ -248,14 +248,11 @@ _LATEST_NAME = """(SELECT l.name FROM runs r JOIN labels l ON l.id = r.label WHE
 _NAME_AT = """(SELECT l.name FROM runs r JOIN labels l ON l.id = r.label
      JOIN snapshots s ON s.id = r.first_snapshot
    WHERE r.app = {app} AND s.fetched_at <= p.at ORDER BY r.first_snapshot DESC LIMIT 1)"""
+# The columns naming a chart of one storefront, in the answers about apps.
+_CHART_IN_STOREFRONT = ("store", "chart", "device", "genre", "country", "country_name")
 CLAIM_COLUMNS = (
     "at",
-    "store",
-    "chart",
-    "device",
-    "genre",
-    "country",
-    "country_name",
+    *_CHART_IN_STOREFRONT,
     "rank",
     "coverage",
     "observed_at",
@@ -372,12 +369,7 @@ GROUP BY l.store, l.chart, l.device, l.genre, r.app"""
 # it is and the next page linked from the last.
 MOVERS_COLUMNS = (
     "at",
-    "store",
-    "chart",
-    "device",
-    "genre",
-    "country",
-    "country_name",
+    *_CHART_IN_STOREFRONT,
     "app_id",
     "app_name",
     "rank_before",
@@ -631,12 +623,7 @@ FEED_COLUMNS = (
     "id",
     "kind",
     "at",
-    "store",
-    "chart",
-    "device",
-    "genre",
-    "country",
-    "country_name",
+    *_CHART_IN_STOREFRONT,
     "app_id",
     "app_name",
     "rank_before",
