@@ -371,6 +371,7 @@ def test_the_index_is_a_front_door(ds):
     page = get(ds, "/").text
     assert '<form class="monitor-find" action="/-/dashboards/app" method="get">' in page
     assert '<a href="/rankings/number_ones">Today\'s No. 1 in each storefront</a>' in page
+    assert '<a href="/rankings/events_feed">What changed</a>' in page
     listed = re.findall(r'<dt><a href="/rankings/(\w+)">', page)
     assert listed[:5] == ["rankings", "fetches", "events", "storefronts", "notes"]
     assert "raw_responses" in listed and "app_labels" not in listed
