@@ -1,7 +1,7 @@
 """Datasette plugin: icons as images, app names linked to their store pages, countries
 named beside their codes, observation ids linked to the ranks they hold (every value
-escaped), history views left uncounted,
-bounded read connections, and the ``/-/health`` and ``/-/metrics`` endpoints."""
+escaped), history views left uncounted, bounded read connections, and the
+``/-/health`` and ``/-/metrics`` endpoints."""
 
 from __future__ import annotations
 

@@ -122,13 +122,12 @@ def with_max_age(sql: str, seconds: int = MAX_AGE_SECONDS) -> str:
 
 
 # The latest observation of chart c at or before p.at, through (chart_id, fetched_at).
-_LATEST_SNAPSHOT = """(SELECT s.id FROM snapshots s WHERE s.chart_id = c.id AND s.fetched_at <= p.at
+_LATEST = """(SELECT s.id FROM snapshots s WHERE s.chart_id = c.id AND s.fetched_at <= p.at{also}
      ORDER BY s.fetched_at DESC, s.id DESC LIMIT 1)"""
+_LATEST_SNAPSHOT = _LATEST.format(also="")
 # The same, of the sweeps up to :sweep: a sweep's end and the next one's start can share
 # a second, and the next one's observations are not the earlier one's.
-_LATEST_SNAPSHOT_OF_SWEEP = _LATEST_SNAPSHOT.replace(
-    "s.fetched_at <= p.at\n", "s.fetched_at <= p.at AND s.sweep_id <= :sweep\n"
-)
+_LATEST_SNAPSHOT_OF_SWEEP = _LATEST.format(also=" AND s.sweep_id <= :sweep")
 
 # A column of an app's run in one observation: its latest run starting at or before
 # the snapshot, if that run is still current then. An app holds one rank at a time.
@@ -363,10 +362,11 @@ WHERE {within_max_age("s.fetched_at", "p.at")}
 GROUP BY l.store, l.chart, l.device, l.genre, r.app"""
 
 
-# Each chart's latest observation against its latest one :hours (blank: MOVERS_HOURS)
-# before, in the :country (blank: all) and for the apps :app means (blank: all); the
-# biggest moves first, MOVERS_LIMIT a :page (blank: 1), each row saying which of how many
-# it is and the next page linked from the last.
+# Each chart's latest observation at or before :at against its latest one :hours (blank:
+# MOVERS_HOURS) before, in the :country (blank: all) and for the app :app means (blank:
+# all; several or none answer as the other app queries do); the biggest moves first,
+# MOVERS_LIMIT a :page (blank: 1), each row saying which of how many it is and the next
+# page linked from the last.
 MOVERS_COLUMNS = (
     "at",
     *_CHART_IN_STOREFRONT,
@@ -392,8 +392,7 @@ MOVERS = f"""WITH p AS (SELECT {_AT} AS at),
 {_TARGET},
 pairs AS MATERIALIZED (
   SELECT c.id AS chart_id, c.store, c.chart, c.device, c.genre, c.country,
-    (SELECT s.id FROM snapshots s WHERE s.chart_id = c.id AND s.fetched_at <= p.at
-     ORDER BY s.fetched_at DESC, s.id DESC LIMIT 1) AS now_id
+    {_LATEST_SNAPSHOT} AS now_id
   FROM charts c, p
   WHERE nullif(:country, '') IS NULL OR c.country = lower(trim(:country))
 ),
