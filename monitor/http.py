@@ -74,7 +74,11 @@ def build_client(
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(policy.timeout),
-        limits=httpx.Limits(max_connections=policy.concurrency),
+        # No pool limit of its own: each host's gate (monitor.politeness) limits the
+        # requests in flight to it, and the sweep's workers all of them. A pool smaller
+        # than the gates' sum made requests a gate had let through wait for a connection
+        # inside their timeout (the App Store's two hosts take 8 each).
+        limits=httpx.Limits(max_connections=None),
         # Only the encodings monitor.body decodes within the size cap.
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
         follow_redirects=False,
