@@ -214,8 +214,11 @@ def test_each_country_links_to_the_observation_that_shows_its_rank(visit: Visit)
         )
         assert [(c["rank"], c["app"]) for c in cells] == [(rank, scenario.APP_ID)], country
         page.goto(visit.base + cells[0]["chart"])  # the whole chart of that observation
-        ranks = page.locator("table.rows-and-columns tbody td.col-rank").all_inner_texts()
-        assert len(ranks) == 30 and rank in [r.strip() for r in ranks]
+        whole = page.locator("table.rows-and-columns tbody tr").evaluate_all(
+            "rows => rows.map(r => [r.querySelector('.col-rank').textContent.trim(),"
+            " r.querySelector('.col-app_id').textContent.trim()])"
+        )
+        assert len(whole) == 30 and [rank, scenario.APP_ID] in whole, country
     visit.assert_clean()
 
 
