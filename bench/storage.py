@@ -237,7 +237,7 @@ def finish(db, sweep: int, at: str) -> None:
     ok, failed, entries = db.execute(
         "SELECT SUM(status = 'ok'), SUM(status = 'error'), "
         "(SELECT coalesce(SUM(size), 0) FROM snapshots WHERE sweep_id = ?) "
-        "FROM attempts WHERE sweep_id = ?",
+        "FROM fetches WHERE sweep_id = ?",
         [sweep, sweep],
     ).fetchone()
     storage.finish_sweep(db, sweep, storage.SweepEnd(at, "finished", None, ok, failed, entries))

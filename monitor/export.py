@@ -6,6 +6,7 @@ by store, chart and month (of ``fetched_at``, or of a fetch's ``started_at``):
     observations/store=apple/chart=top-free/month=2026-01/part-<first>-<last>.parquet
     rankings/store=apple/chart=top-free/month=2026-01/part-<first>-<last>.parquet
     fetches/store=apple/chart=top-free/month=2026-01/part-<first>-<last>.parquet
+    fetches/store=apple/chart=top-free/month=2026-01/ok-<first>-<last>.parquet
     charts/part-<first>-<last>.parquet   one row per chart kind and storefront
     apps/part-<first>-<last>.parquet     one row per app
     names/part-<first>-<last>.parquet    one row per name and developer as shown
@@ -16,9 +17,10 @@ An observation is one successful fetch of one chart; a ranking, one rank in it, 
 the ``rankings`` view; a fetch, one attempt, ok or not, as in the ``fetches`` view.
 Stored history only grows, so each export writes the rows whose ids are past those of
 the export before, in parts named by the ids they hold: an export with nothing new
-writes nothing. Parts are written under a temporary name and renamed when whole, and
-``_export.json`` is replaced last; the parts of an export cut short, past what it
-records, are removed by the next.
+writes nothing. A successful fetch is recorded by its snapshot, so its part is named by
+snapshot ids (``ok-``); a failed one's, by attempt ids (``part-``). Parts are written
+under a temporary name and renamed when whole, and ``_export.json`` is replaced last;
+the parts of an export cut short, past what it records, are removed by the next.
 
 The whole export reads one moment of the database, while a service goes on writing.
 Writing needs pyarrow: ``pip install 'monitor[parquet]'``.
@@ -79,8 +81,14 @@ FETCH_COLUMNS = {
     "snapshot_id": "int64",
     "sweep_id": "int64",
 }
-# The database table whose ids each partitioned table's parts are named by.
-PARTITIONED = {"observations": "snapshots", "rankings": "snapshots", "fetches": "attempts"}
+# The database table whose ids a partitioned table's parts are named by, by the table
+# and the parts' prefix; a dimension's parts are named by its own ids.
+PART_IDS = {
+    ("observations", "part"): "snapshots",
+    ("rankings", "part"): "snapshots",
+    ("fetches", "ok"): "snapshots",
+    ("fetches", "part"): "attempts",
+}
 # Each table exported whole, by id: the query of the rows past an id, and their columns.
 DIMENSIONS = {
     "charts": (
@@ -171,9 +179,15 @@ def _export_all(
         first = done.get(table, 0)
         last = conn.execute(f"SELECT coalesce(MAX(id), 0) FROM {table}").fetchone()[0]
         if last > first:
-            with Partitions(pa, root, _part_name(first + 1, last)) as parts:
+            part_names = {
+                t: _part_name(first + 1, last, kind)
+                for (t, kind), source in PART_IDS.items()
+                if source == table
+            }
+            with Partitions(pa, root, part_names) as parts:
                 fill(conn, parts, first, last)
-            exported.rows.update(parts.rows)
+            for name, rows in parts.rows.items():
+                exported.rows[name] = exported.rows.get(name, 0) + rows
             exported.files += parts.files
             state[table] = last
     return exported, state
@@ -186,13 +200,14 @@ def _export_observations(
     last: int,
     progress: Callable[[int, int], None],
 ) -> None:
-    """Add every observation in (first, last] and its rankings, chart by chart."""
+    """Add every observation in (first, last], its rankings and its fetch, chart by chart."""
     for chart in _charts_observed(conn, first, progress):
         _export_chart(conn, parts, chart, first, last)
 
 
 def _export_fetches(conn: sqlite3.Connection, parts: Partitions, first: int, last: int) -> None:
-    """Add every attempt in (first, last], ok or not, as the fetches view has it."""
+    """Add every attempt in (first, last] (a failure; or, stored before successful fetches
+    were recorded by their snapshots, a success) as the fetches view has it."""
     rows = conn.execute(
         """SELECT c.store, c.chart, t.id, c.country, c.device, c.genre, t.started_at, t.status,
              t.http_status, t.error, t.error_kind, t.snapshot_id, t.sweep_id
@@ -285,11 +300,14 @@ def _charts_observed(
 def _export_chart(
     conn: sqlite3.Connection, parts: Partitions, chart: Chart, first: int, last: int
 ) -> None:
-    """Add a chart's observations in (first, last] and their rankings to the parts."""
+    """Add a chart's observations in (first, last], their rankings and their fetches to
+    the parts."""
     observations = conn.execute(
-        """SELECT id, fetched_at, feed_updated, depth, size, sweep_id FROM snapshots
+        """SELECT id, fetched_at, feed_updated, depth, size, sweep_id, http_status,
+             strftime(?, fetched_at, '-' || fetch_seconds || ' seconds') AS started_at
+           FROM snapshots
            WHERE chart_id = ? AND id > ? AND id <= ? ORDER BY id""",
-        [chart.id, first, last],
+        [TIME_FORMAT, chart.id, first, last],
     ).fetchall()
     # The runs that hold a rank in any of those observations, by their first.
     runs = conn.execute(
@@ -302,7 +320,16 @@ def _export_chart(
     held: dict[int, tuple[int, int, int, str, int]] = {}  # rank: the latest run begun
     begun = 0
     where = (chart.country, chart.device, chart.genre)
-    for snapshot_id, fetched_at, feed_updated, depth, size, sweep_id in observations:
+    for (
+        snapshot_id,
+        fetched_at,
+        feed_updated,
+        depth,
+        size,
+        sweep_id,
+        status,
+        started_at,
+    ) in observations:
         while begun < len(runs) and runs[begun][0] <= snapshot_id:
             held[runs[begun][2]] = runs[begun]
             begun += 1
@@ -319,12 +346,15 @@ def _export_chart(
                 raise ExportError(f"observation {snapshot_id} has no app at rank {rank}")
             ranking.append((snapshot_id, *where, fetched_at, rank, run[3], run[4]))
         parts.add("rankings", key, ranking)
+        if started_at is not None:  # else its fetch is an attempt (see monitor.schema)
+            fetch = (None, *where, started_at, "ok", status, None, None, snapshot_id, sweep_id)
+            parts.add("fetches", (chart.store, chart.chart, started_at[:7]), [fetch])
 
 
 class Partitions:
     """The files one export adds to the partitioned tables: one per table and partition
-    (store, chart, month). Rows wait in memory, ROWS at most in all, and then go
-    to their files as row groups."""
+    (store, chart, month), named by ``names`` (by table). Rows wait in memory, ROWS at
+    most in all, and then go to their files as row groups."""
 
     COLUMNS: ClassVar = {
         "observations": OBSERVATION_COLUMNS,
@@ -332,8 +362,8 @@ class Partitions:
         "fetches": FETCH_COLUMNS,
     }
 
-    def __init__(self, pa: Any, root: Path, part: str) -> None:
-        self.pa, self.root, self.part = pa, root, part
+    def __init__(self, pa: Any, root: Path, names: dict[str, str]) -> None:
+        self.pa, self.root, self.names = pa, root, names
         self.waiting: dict[tuple[str, tuple[str, str, str]], list[tuple[Any, ...]]] = {}
         self.parts: dict[tuple[str, tuple[str, str, str]], _Part] = {}
         self.rows: dict[str, int] = {}
@@ -358,7 +388,7 @@ class Partitions:
             if part is None:
                 store, chart, month = key
                 folder = self.root / table / f"store={store}" / f"chart={chart}" / f"month={month}"
-                part = self.parts[(table, key)] = _Part(self.pa, folder, self.part)
+                part = self.parts[(table, key)] = _Part(self.pa, folder, self.names[table])
             part.write(_table(self.pa, self.COLUMNS[table], list(zip(*rows, strict=True))))
         self.waiting.clear()
         self.held = 0
@@ -386,9 +416,10 @@ def _table(pa: Any, columns: dict[str, str], values: list[tuple[Any, ...]]) -> A
     return pa.Table.from_arrays(arrays, names=list(columns))
 
 
-def _part_name(first: int, last: int) -> str:
-    """A part's file name: the first and last ids it holds, padded to sort in order."""
-    return f"part-{first:012d}-{last:012d}.parquet"
+def _part_name(first: int, last: int, kind: str = "part") -> str:
+    """A part's file name: its kind and the first and last ids it holds, padded to sort
+    in order."""
+    return f"{kind}-{first:012d}-{last:012d}.parquet"
 
 
 def _temporary(path: Path) -> Path:
@@ -420,10 +451,10 @@ def _remove_unfinished(root: Path, done: dict[str, int]) -> None:
     """Remove what an export cut short left: temporary files, and parts past the state."""
     for path in root.rglob("*.tmp"):
         path.unlink()
-    for path in root.rglob("part-*.parquet"):
+    for path in root.rglob("*-*.parquet"):
         table = path.relative_to(root).parts[0]
-        kept = done.get(PARTITIONED.get(table, table), 0)
-        if int(path.name.split("-")[1]) > kept:
+        kind, first = path.name.split("-")[:2]
+        if int(first) > done.get(PART_IDS.get((table, kind), table), 0):
             path.unlink()
 
 

@@ -56,7 +56,7 @@ TABLES: dict[str, dict[str, Any]] = {
     "fetches": {
         "description": "One row per attempt to fetch one chart. A failure is never a chart.",
         "columns": {
-            "id": "The attempt",
+            "id": "The attempt, for a failure (raw_responses.attempt_id); empty for a success",
             **_CHART_COLUMNS,
             "started_at": "When the fetch started, UTC",
             "status": "ok, or error",
@@ -64,6 +64,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "error": "What went wrong, for people",
             "snapshot_id": "The observation stored, for a successful fetch",
             "error_kind": _ERROR_KIND,
+            "sweep_id": "The sweep",
         },
     },
     "snapshots": {
@@ -77,6 +78,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "feed_updated": "The feed's own updated time, UTC, where it gives one",
             "depth": "How many ranks were asked for",
             "size": "How many ranks the chart held",
+            "fetch_seconds": "Seconds from the fetch's start to the response",
+            "http_status": "The store's HTTP status",
         },
     },
     "runs": {
@@ -172,7 +175,10 @@ TABLES: dict[str, dict[str, Any]] = {
         },
     },
     "attempts": {
-        "description": "How fetches are stored; query fetches for the same rows with chart names.",
+        "description": (
+            "How failed fetches are stored (a successful one is its snapshot); query "
+            "fetches for every fetch with chart names."
+        ),
         "sort_desc": "id",
         "columns": {
             "id": "The attempt",

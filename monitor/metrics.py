@@ -20,9 +20,8 @@ from monitor.health import LAST_FINISHED
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-_LAST_SWEEP_CHARTS = """SELECT c.store, t.status, coalesce(t.error_kind, ''), COUNT(*)
-FROM attempts t JOIN charts c ON c.id = t.chart_id
-WHERE t.sweep_id = ? GROUP BY 1, 2, 3"""
+_LAST_SWEEP_CHARTS = """SELECT store, status, coalesce(error_kind, ''), COUNT(*)
+FROM fetches WHERE sweep_id = ? GROUP BY 1, 2, 3"""
 # One indexed lookup per chart: the newest observation of each.
 _LAST_SUCCESS = """SELECT store, MAX(latest) FROM (
   SELECT c.store, (SELECT MAX(s.fetched_at) FROM snapshots s WHERE s.chart_id = c.id) AS latest

@@ -443,16 +443,15 @@ WHERE m.move > (page.number - 1) * {MOVERS_LIMIT} AND m.move <= page.number * {M
 ORDER BY move, app_id"""
 
 # With no sweep in the window, the first sweep counted is past the last one: none is.
-COVERAGE = f"""SELECT substr(t.started_at, 1, 10) AS day, c.store, c.country,
-  SUM(t.status = 'ok') AS ok, SUM(t.status = 'error') AS errors,
-  ROUND(100.0 * SUM(t.status = 'ok') / COUNT(*), 1) AS success_percent
-FROM attempts t
-JOIN charts c ON c.id = t.chart_id
-WHERE t.sweep_id >= coalesce((SELECT MIN(id) FROM sweeps
+COVERAGE = f"""SELECT substr(f.started_at, 1, 10) AS day, f.store, f.country,
+  SUM(f.status = 'ok') AS ok, SUM(f.status = 'error') AS errors,
+  ROUND(100.0 * SUM(f.status = 'ok') / COUNT(*), 1) AS success_percent
+FROM fetches f
+WHERE f.sweep_id >= coalesce((SELECT MIN(id) FROM sweeps
   WHERE started_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-{COVERAGE_DAYS} days')),
   (SELECT MAX(id) + 1 FROM sweeps))
-GROUP BY day, c.store, c.country
-ORDER BY day DESC, success_percent, c.store, c.country"""
+GROUP BY day, f.store, f.country
+ORDER BY day DESC, success_percent, f.store, f.country"""
 
 
 # An app's stretches at No. 1 up to :at, per chart and country: unbroken series of

@@ -41,10 +41,20 @@ JOIN runs r ON r.chart_id = s.chart_id AND {covers("r", "s.id")}
 JOIN apps a ON a.id = r.app
 JOIN labels l ON l.id = r.label"""
 
+# A successful fetch is recorded by its observation (the snapshot, with its duration and
+# HTTP status); attempts keeps the failed ones, each a row of its own, and the successful
+# ones of before (m012), whose snapshots have no duration.
 FETCHES_VIEW = """SELECT t.id, c.store, c.country, c.chart, c.device, c.genre, t.started_at,
-       t.status, t.http_status, t.error, t.snapshot_id, t.error_kind
+       t.status, t.http_status, t.error, t.snapshot_id, t.error_kind, t.sweep_id
 FROM attempts t
-JOIN charts c ON c.id = t.chart_id"""
+JOIN charts c ON c.id = t.chart_id
+UNION ALL
+SELECT NULL, c.store, c.country, c.chart, c.device, c.genre,
+       strftime('%Y-%m-%dT%H:%M:%SZ', s.fetched_at, '-' || s.fetch_seconds || ' seconds'),
+       'ok', s.http_status, NULL, s.id, NULL, s.sweep_id
+FROM snapshots s
+JOIN charts c ON c.id = s.chart_id
+WHERE s.fetch_seconds IS NOT NULL"""
 # An earlier error message, read for its kind: the messages have kept these shapes.
 _KIND_OF_MESSAGE = """CASE
   WHEN http_status = 429 OR error LIKE 'rate limited%' THEN 'rate_limited'
@@ -192,7 +202,14 @@ def m005_error_kinds_and_sweep_endings(db: Database) -> None:
         "UPDATE sweeps SET status = 'interrupted', reason = ? WHERE finished_at IS NULL",
         [INTERRUPTED],
     )
-    db.create_view("fetches", FETCHES_VIEW, replace=True)
+    db.create_view(
+        "fetches",
+        """SELECT t.id, c.store, c.country, c.chart, c.device, c.genre, t.started_at,
+       t.status, t.http_status, t.error, t.snapshot_id, t.error_kind
+FROM attempts t
+JOIN charts c ON c.id = t.chart_id""",
+        replace=True,
+    )
 
 
 # What each filter of the rankings view needs: a filter that matches nothing answers from
@@ -360,6 +377,18 @@ def m011_sweep_hosts(db: Database) -> None:
         pk=("sweep_id", "store", "host"),
         not_null={"limits", "requests", "seconds", "rate", "slowdowns", "fewest_in_flight"},
     )
+
+
+@migrations()
+def m012_successful_fetches_in_snapshots(db: Database) -> None:
+    """Record a successful fetch by its observation alone: the snapshot keeps how long the
+    fetch took and its HTTP status, and attempts the failures. An observation then adds
+    one row, not two, and fetches (which gains sweep_id) shows both as before. The
+    successful attempts already stored stay as they are: their ids are in exports."""
+    db.table("snapshots").add_column("fetch_seconds", int)
+    db.table("snapshots").add_column("http_status", int)
+    db.table("snapshots").create_index(["sweep_id"])
+    db.create_view("fetches", FETCHES_VIEW, replace=True)
 
 
 def open_db(path: str | Path) -> Database:

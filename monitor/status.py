@@ -139,8 +139,7 @@ def _raw_kept(db: Database, caps: RawCaps) -> RawKept:
 def _attempted(db: Database, oldest: int) -> dict[str, list[str]]:
     attempted: dict[str, list[str]] = {}
     for store, country in db.execute(
-        """SELECT DISTINCT c.store, c.country FROM attempts t JOIN charts c ON c.id = t.chart_id
-           WHERE t.sweep_id >= ? ORDER BY 1, 2""",
+        "SELECT DISTINCT store, country FROM fetches WHERE sweep_id >= ? ORDER BY 1, 2",
         [oldest],
     ):
         attempted.setdefault(store, []).append(country)
@@ -166,9 +165,9 @@ def _failure_groups(db: Database, oldest: int) -> list[FailureGroup]:
 def _hints(db: Database, sweep_id: int) -> dict[str, str]:
     return store_hints(
         db.execute(
-            """SELECT DISTINCT c.store,
-                      CASE WHEN t.status = 'ok' THEN NULL ELSE coalesce(t.error_kind, 'error') END
-               FROM attempts t JOIN charts c ON c.id = t.chart_id WHERE t.sweep_id = ?""",
+            """SELECT DISTINCT store,
+                      CASE WHEN status = 'ok' THEN NULL ELSE coalesce(error_kind, 'error') END
+               FROM fetches WHERE sweep_id = ?""",
             [sweep_id],
         ).fetchall()
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,11 @@ def begin_sweep(db: Database, started_at: str) -> int:
     with db.atomic():
         db.execute(
             """UPDATE sweeps SET status = 'interrupted', reason = ?,
-                 charts_ok = (SELECT COUNT(*) FROM attempts t
-                              WHERE t.sweep_id = sweeps.id AND t.status = 'ok'),
+                 charts_ok = (SELECT COUNT(*) FROM snapshots s WHERE s.sweep_id = sweeps.id),
                  charts_failed = (SELECT COUNT(*) FROM attempts t
                                   WHERE t.sweep_id = sweeps.id AND t.status = 'error'),
-                 entries = (SELECT coalesce(SUM(s.size), 0) FROM attempts t
-                            JOIN snapshots s ON s.id = t.snapshot_id WHERE t.sweep_id = sweeps.id)
+                 entries = (SELECT coalesce(SUM(s.size), 0) FROM snapshots s
+                            WHERE s.sweep_id = sweeps.id)
                WHERE status = 'running'""",
             [INTERRUPTED],
         )
@@ -158,7 +158,8 @@ def log_size(db: Database) -> int:
 def record(
     db: Database, sweep_id: int, result: FetchResult, caps: RawCaps = DEFAULT_CAPS
 ) -> int | None:
-    """Store one fetch in one transaction: a whole chart and its snapshot, or an error row.
+    """Store one fetch in one transaction: a whole chart and its snapshot, which records
+    the fetch too, or an error row.
 
     A failed response's body is kept within ``caps``. Return the snapshot id, or None
     for a failure.
@@ -166,23 +167,21 @@ def record(
     raw = _pack(result.raw) if result.raw is not None else None  # compressed before locking
     with db.atomic():
         chart_id = _chart_id(db, result.req)
-        snapshot_id = None
         if result.listing is not None:
-            snapshot_id = _observe(db, sweep_id, chart_id, result, result.listing)
+            return _observe(db, sweep_id, chart_id, result, result.listing)
         attempt_id = _insert_attempt(
             db,
             sweep_id,
             chart_id,
             result.started_at,
-            status="error" if snapshot_id is None else "ok",
+            status="error",
             http_status=result.http_status,
             error=result.error,
             error_kind=result.error_kind,
-            snapshot_id=snapshot_id,
         )
         if raw is not None:
             _keep_raw(db, result.req.store, chart_id, attempt_id, result.started_at, raw, caps)
-    return snapshot_id
+    return None
 
 
 def _observe(
@@ -201,6 +200,8 @@ def _observe(
         "feed_updated": listing.updated,
         "depth": result.req.depth,
         "size": len(entries),
+        "fetch_seconds": _seconds_between(result.started_at, result.fetched_at),
+        "http_status": result.http_status,
     }
     snapshot_id = _insert(db, "snapshots", snapshot)
     placed_before, placed_after = _advance_runs(
@@ -211,6 +212,11 @@ def _observe(
         after = events.Observed(snapshot_id, len(entries), placed_after)
         events.record_changes(db, chart_id, sweep_id, before, after)
     return snapshot_id
+
+
+def _seconds_between(earlier: str, later: str) -> int:
+    """Return the whole seconds between two stored times (which hold whole seconds)."""
+    return round((datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds())
 
 
 def _insert_attempt(

@@ -39,7 +39,7 @@ def test_identical_second_sweep_is_observed_but_barely_grows_the_file(run_monito
     first = run_monitor.db.stat().st_size
     assert run_monitor("collect").returncode == 0
     second = run_monitor.db.stat().st_size
-    assert second - first < 0.05 * first
+    assert second - first < 0.01 * first
     assert query(run_monitor.db, "SELECT COUNT(DISTINCT snapshot_id), COUNT(*) FROM rankings") == [
         (350, 35_000)
     ]

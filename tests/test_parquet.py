@@ -33,12 +33,13 @@ JOIN read_parquet('{dir}/names/*.parquet') n ON n.id = r.name_id
 ORDER BY r.snapshot_id, r.rank"""
 FETCHES_VIEW = (
     "SELECT id, store, chart, country, device, genre, started_at, status, http_status, error, "
-    "error_kind, snapshot_id FROM fetches ORDER BY id"
+    "error_kind, snapshot_id FROM fetches ORDER BY coalesce(snapshot_id, 0), coalesce(id, 0)"
 )
 FETCHES_READ = """SELECT id, store, chart, country, device, genre,
   strftime(started_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ'), status, http_status, error,
   error_kind, snapshot_id
-FROM read_parquet('{dir}/fetches/**/*.parquet', hive_partitioning = true) ORDER BY id"""
+FROM read_parquet('{dir}/fetches/**/*.parquet', hive_partitioning = true)
+ORDER BY coalesce(snapshot_id, 0), coalesce(id, 0)"""
 
 
 def monitor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -167,13 +168,18 @@ def test_each_export_adds_only_what_is_new_and_reads_back_as_the_view(
         name: data for name, data in before.items() if name != "_export.json"
     }
     added = sorted(set(after) - set(before))
+    # The successful fetches' part is named by their snapshots; the failure's, by its attempt.
     assert added == [
-        f"{table}/store=apple/chart=top-free/month={month_of(db_path)}/"
-        f"part-000000000176-{last:012d}.parquet"
-        for table, last in (("fetches", 350), ("observations", 349), ("rankings", 349))
+        f"{table}/store=apple/chart=top-free/month={month_of(db_path)}/{part}.parquet"
+        for table, part in (
+            ("fetches", "ok-000000000176-000000000349"),
+            ("fetches", "part-000000000001-000000000001"),
+            ("observations", "part-000000000176-000000000349"),
+            ("rankings", "part-000000000176-000000000349"),
+        )
     ]
     assert second.stdout == (
-        f"{out}: wrote 174 observations, 17,400 rankings, 175 fetches in 3 files\n"
+        f"{out}: wrote 174 observations, 17,400 rankings, 175 fetches in 4 files\n"
     )
     assert read_back(out) == query(db_path, RANKINGS_VIEW)
     assert fetches_back(out) == query(db_path, FETCHES_VIEW)
@@ -197,17 +203,20 @@ def test_an_export_cut_short_is_made_whole_by_the_next(run_monitor, db_path, tmp
     assert run_monitor("collect").returncode == 0
     assert run_monitor("export", "parquet", str(out)).returncode == 0
     whole = files(out)
-    # What an export killed half way leaves: a part past _export.json, and a temporary file.
+    # What an export killed half way leaves: parts past _export.json, and a temporary file.
     partition = next((out / "rankings").rglob("part-*.parquet")).parent
     (partition / "part-000000000176-000000000350.parquet").write_bytes(b"half")
     (partition / "part-000000000176-000000000350.parquet.tmp").write_bytes(b"half")
+    fetches = out / "fetches" / partition.relative_to(out / "rankings")
+    (fetches / "ok-000000000176-000000000400.parquet").write_bytes(b"half")
     assert run_monitor("collect").returncode == 0
     assert run_monitor("export", "parquet", str(out)).returncode == 0
     assert set(files(out)) - set(whole) == {
-        f"{kind}/{partition.relative_to(out / 'rankings')}/part-000000000176-000000000350.parquet"
-        for kind in ("observations", "rankings", "fetches")
+        f"{kind}/{partition.relative_to(out / 'rankings')}/{part}-000000000176-000000000350.parquet"
+        for kind, part in (("observations", "part"), ("rankings", "part"), ("fetches", "ok"))
     }
     assert read_back(out) == query(db_path, RANKINGS_VIEW)
+    assert fetches_back(out) == query(db_path, FETCHES_VIEW)
 
 
 def test_a_folder_that_is_no_export_or_is_in_use_is_refused(run_monitor, db_path, tmp_path):

@@ -6,6 +6,7 @@ import re
 import sqlite3
 
 import pytest
+from sqlite_utils import Database
 
 from helpers import chart
 from monitor import schema, storage
@@ -155,12 +156,58 @@ def test_failure_is_an_error_row_and_never_a_snapshot(db):
     assert db["snapshots"].count == 0
 
 
+def test_a_success_is_recorded_by_its_snapshot_and_fetches_shows_it_as_an_attempt(db):
+    sweep = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
+    started, arrived = "2026-01-01T00:59:58Z", "2026-01-01T01:00:03Z"
+    fetched = FetchResult(REQ, started, arrived, Listing(apps("A"), None), http_status=203)
+    snapshot = storage.record(db, sweep, fetched)
+    assert db["attempts"].count == 0
+    assert db.execute(
+        "SELECT id, started_at, status, http_status, error, snapshot_id, sweep_id FROM fetches"
+    ).fetchall() == [(None, started, "ok", 203, None, snapshot, sweep)]
+    assert db.execute("SELECT fetch_seconds FROM snapshots").fetchall() == [(5,)]
+
+
+def test_fetches_stored_before_snapshots_recorded_them_read_as_they_did(tmp_path):
+    path = tmp_path / "older.db"
+    older = Database(sqlite3.connect(path))
+    schema.migrations.apply(older, stop_before="m012_successful_fetches_in_snapshots")
+    older.execute("INSERT INTO sweeps (id, status) VALUES (1, 'finished')")
+    older.execute(
+        "INSERT INTO charts (id, store, chart, device, country) "
+        "VALUES (1, 'apple', 'top-free', 'iphone', 'us')"
+    )
+    older.execute(
+        "INSERT INTO snapshots (id, chart_id, sweep_id, fetched_at, depth, size) "
+        "VALUES (1, 1, 1, '2026-01-01T00:00:02Z', 100, 0)"
+    )
+    older.execute(
+        "INSERT INTO attempts (id, sweep_id, chart_id, started_at, status, http_status, "
+        "snapshot_id) VALUES (1, 1, 1, '2026-01-01T00:00:00Z', 'ok', 200, 1)"
+    )
+    older.conn.commit()
+    older.close()
+    db = schema.open_db(path)
+    sweep = storage.begin_sweep(db, "2026-01-01T01:00:00Z")
+    storage.record(db, sweep, ok(apps("A"), at="2026-01-01T01:00:00Z"))
+    failed = FetchResult(REQ, "2026-01-01T02:00:00Z", "2026-01-01T02:00:01Z", error="HTTP 500")
+    storage.record(db, sweep, failed)
+    # The attempt stored before keeps its id, and an id is never given twice.
+    assert db.execute(
+        "SELECT id, started_at, status, snapshot_id, sweep_id FROM fetches ORDER BY started_at"
+    ).fetchall() == [
+        (1, "2026-01-01T00:00:00Z", "ok", 1, 1),
+        (None, "2026-01-01T01:00:00Z", "ok", 2, 2),
+        (2, "2026-01-01T02:00:00Z", "error", None, 2),
+    ]
+
+
 def test_an_observation_that_cannot_be_written_leaves_nothing_behind(db):
     sweep = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
-    # Fail on the last write, the attempt, after the chart, snapshot, apps, labels and
-    # runs have been written.
+    # Fail on the last write, the names of the apps, after the chart, snapshot, apps,
+    # labels and runs have been written.
     db.execute(
-        "CREATE TRIGGER fail BEFORE INSERT ON attempts "
+        "CREATE TRIGGER fail BEFORE INSERT ON app_labels "
         "BEGIN SELECT RAISE(ABORT, 'disk went away'); END"
     )
     with pytest.raises(sqlite3.IntegrityError, match="disk went away"):

@@ -42,7 +42,7 @@ def incomplete_snapshots(db):
 def every_chart_has_one_row(db, sweep_id=1):
     rows = query(
         db,
-        "SELECT country FROM fetches f JOIN attempts t ON t.id = f.id WHERE t.sweep_id = ?",
+        "SELECT country FROM fetches WHERE sweep_id = ?",
         (sweep_id,),
     )
     return sorted(cc for (cc,) in rows) == sorted(storefronts_175())
@@ -149,7 +149,7 @@ def test_charts_without_room_for_their_row_are_counted_in_the_reason(tmp_path, s
     assert report.status == "failed" and report.reason.startswith("disk full")
     kinds = dict(
         db.execute(
-            "SELECT coalesce(error_kind, status), COUNT(*) FROM attempts WHERE sweep_id = 2 "
+            "SELECT coalesce(error_kind, status), COUNT(*) FROM fetches WHERE sweep_id = 2 "
             "GROUP BY 1"
         ).fetchall()
     )
