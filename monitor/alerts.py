@@ -19,6 +19,7 @@ destination only.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -63,7 +64,7 @@ EVENT_HEADER = "X-Monitor-Event-Id"
 MAX_TRIES = 12
 FIRST_WAIT = 5.0  # seconds before the first retry; then twice as long each time
 LONGEST_WAIT = 3600.0
-TIMEOUT = 5.0  # seconds for one try, from connecting to the end of the answer
+TIMEOUT = 5.0  # seconds for one try, from connecting to the end of the answer read
 BATCH = 200  # events taken into the outbox, and deliveries read, at a time
 ANSWER_KEPT = 200  # characters of an answer kept in deliveries
 ANSWER_READ = 4096  # bytes of an answer read at most: the rest is left unread
@@ -153,31 +154,58 @@ class Answer:
         return 200 <= self.status < 300
 
 
-def post(client: httpx.Client, alert: Alert, event: Mapping[str, Any]) -> Answer:
-    """Post one event to one destination, signed, with its id as the idempotency key.
+class Poster:
+    """Posts events to destinations through one pool of connections, never following a
+    redirect, each try within ``timeout`` seconds as a whole: httpx's timeouts bound each
+    read, and a destination that trickles its answer would hold a try for as long as it
+    went on. One thread at a time posts; close it when done (it is a context manager)."""
 
-    At most ANSWER_READ bytes of the answer are read, whatever the destination sends.
-    """
-    body = payload(alert, event)
-    headers = {
-        "Content-Type": "application/json",
-        "Accept-Encoding": "identity",  # the answer's bytes as sent, not inflated
-        SIGNATURE_HEADER: sign(alert.secret, body),
-        EVENT_HEADER: str(event["id"]),
-    }
-    with client.stream("POST", alert.url, content=body, headers=headers) as response:
+    def __init__(self, timeout: float = TIMEOUT) -> None:
+        self.timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        self._client = httpx.AsyncClient(timeout=None, follow_redirects=False)
+
+    def post(self, alert: Alert, event: Mapping[str, Any]) -> Answer:
+        """Post one event to one destination, signed, with its id as the idempotency key.
+
+        At most ANSWER_READ bytes of the answer are read, whatever the destination sends.
+        A try past the timeout raises httpx.TimeoutException.
+        """
+        return self._loop.run_until_complete(self._post(alert, event))
+
+    async def _post(self, alert: Alert, event: Mapping[str, Any]) -> Answer:
+        body = payload(alert, event)
+        headers = {
+            "Content-Type": "application/json",
+            "Accept-Encoding": "identity",  # the answer's bytes as sent, not inflated
+            SIGNATURE_HEADER: sign(alert.secret, body),
+            EVENT_HEADER: str(event["id"]),
+        }
         start = b""
-        for chunk in response.iter_raw():
-            start += chunk
-            if len(start) >= ANSWER_READ:
-                break
-    text = start[:ANSWER_READ].decode("utf-8", "replace")[:ANSWER_KEPT]
-    return Answer(response.status_code, text)
+        try:
+            async with (
+                asyncio.timeout(self.timeout),
+                self._client.stream("POST", alert.url, content=body, headers=headers) as response,
+            ):
+                async for chunk in response.aiter_raw():
+                    start += chunk
+                    if len(start) >= ANSWER_READ:
+                        break
+        except TimeoutError:
+            raise httpx.TimeoutException(f"no whole answer within {self.timeout:g}s") from None
+        text = start[:ANSWER_READ].decode("utf-8", "replace")[:ANSWER_KEPT]
+        return Answer(response.status_code, text)
 
+    def close(self) -> None:
+        """Close the connections and the event loop."""
+        self._loop.run_until_complete(self._client.aclose())
+        self._loop.close()
 
-def client() -> httpx.Client:
-    """A client for destinations: bounded in time, never following a redirect."""
-    return httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+    def __enter__(self) -> Poster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def enqueue(db: Database, alerts: Sequence[Alert], now: str) -> int:
@@ -239,7 +267,7 @@ def _events_after(db: Database, event_id: int) -> list[dict[str, Any]]:
 def deliver_due(
     db: Database,
     alerts: Sequence[Alert],
-    http: httpx.Client,
+    http: Poster,
     now: datetime,
     stop: threading.Event | None = None,
 ) -> int:
@@ -272,13 +300,11 @@ def _due(
     ).fetchall()
 
 
-def _try(
-    db: Database, alert: Alert, http: httpx.Client, event: Mapping[str, Any], tries: int
-) -> int:
+def _try(db: Database, alert: Alert, http: Poster, event: Mapping[str, Any], tries: int) -> int:
     started = datetime.now(UTC)
     status, error = None, None
     try:
-        answer = post(http, alert, event)
+        answer = http.post(alert, event)
         status = answer.status
         if not answer.ok:
             error = f"HTTP {status}: {answer.text}"
@@ -332,7 +358,7 @@ def sample_event(now: str) -> dict[str, Any]:
 def deliver_pass(
     db_path: str | Path,
     destinations: Sequence[Alert],
-    http: httpx.Client,
+    http: Poster,
     stop: threading.Event | None = None,
     send: bool = True,
 ) -> int:

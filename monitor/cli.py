@@ -303,7 +303,7 @@ def _collect(
     """Sweep, say how it went, send its events to the webhooks, and return the exit code."""
     stop = stop_on_signals()
     if destinations:  # each new destination starts with the events from now on
-        with webhooks.client() as http:
+        with webhooks.Poster() as http:
             webhooks.deliver_pass(db, destinations, http, send=False)
     expected = estimate.for_sweep(db, requests, settings)
     if expected.seconds >= estimate.WORTH_SAYING:
@@ -336,7 +336,7 @@ def _send_events(db: str, destinations: tuple[Alert, ...]) -> None:
     timer = threading.Timer(WEBHOOK_SECONDS, budget.set)
     timer.start()
     try:
-        with webhooks.client() as http:
+        with webhooks.Poster() as http:
             sent = webhooks.deliver_pass(db, destinations, http, budget)
     finally:
         timer.cancel()
@@ -616,10 +616,10 @@ def alerts_test(name: str | None, config_path: str | None) -> None:
         raise Refused(f"no webhook named {name!r}; configured: {known}")
     event = webhooks.sample_event(collector.now())
     failed = 0
-    with webhooks.client() as http:
+    with webhooks.Poster() as http:
         for destination in chosen:
             try:
-                answer = webhooks.post(http, destination, event)
+                answer = http.post(destination, event)
                 said = f"HTTP {answer.status} {answer.text}"
                 failed += not answer.ok
             except httpx.HTTPError as error:

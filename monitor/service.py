@@ -8,7 +8,6 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -35,7 +34,7 @@ def run_service(
         _say_how_long(db_path, requests, config)
         stop = stop_on_signals()
         # Datasette binds its port first, so that a busy port stops the service at once.
-        with _serving(db_path, listen), alerts.client() as http:
+        with _serving(db_path, listen), alerts.Poster() as http:
             if config.alerts:  # each new destination starts with the events from now on
                 alerts.deliver_pass(db_path, config.alerts, http, stop, send=False)
             scheduler = _start_scheduler(db_path, requests, config, stop)
@@ -106,7 +105,7 @@ def _schedule_deliveries(
     scheduler: BackgroundScheduler,
     db_path: str | Path,
     destinations: tuple[Alert, ...],
-    http: httpx.Client,
+    http: alerts.Poster,
     stop: Stop,
 ) -> None:
     """Send events to the webhooks beside the sweeps, in a thread of their own: a

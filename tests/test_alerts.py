@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 
 import feedparser
-import httpx
 import pytest
 
 from conftest import wait_for
@@ -110,7 +110,7 @@ def destination(receiver, **wanted) -> Alert:
 
 def deliver(db, hook, now=None, timeout=5.0) -> int:
     alerts.enqueue(db, [hook], T[0])
-    with httpx.Client(timeout=timeout) as http:
+    with alerts.Poster(timeout) as http:
         return alerts.deliver_due(db, [hook], http, now or datetime.now(UTC))
 
 
@@ -156,10 +156,44 @@ def test_a_receiver_that_hangs_is_given_up_on_and_tried_again(db, receiver):
     assert deliver(db, hook, timeout=0.3) == 0
     assert time.monotonic() - started < 1.0
     (error,) = db.execute("SELECT error FROM deliveries").fetchone()
-    assert error.startswith("ReadTimeout")
+    assert error == "TimeoutException: no whole answer within 0.3s"
     receiver.hang = 0.0
     later = datetime.now(UTC) + timedelta(seconds=alerts.FIRST_WAIT + 1)
     assert deliver(db, hook, later) == 1
+
+
+@pytest.fixture
+def trickler() -> Iterator[str]:
+    """A destination that answers a byte of its headers every 0.1s, for 4s in all."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"." * 40:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.1)
+            conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    server.close()
+
+
+def test_a_destination_that_trickles_its_answer_is_given_up_on_at_the_timeout(db, trickler):
+    hook = alerts.parse(
+        [{"name": "slow", "url": trickler, "secret": SECRET, "kinds": ["entered_no1"]}], "t"
+    )[0]
+    deliver(db, hook)
+    app_sweep(db, T[0], APP, {"us": 3})
+    app_sweep(db, T[1], APP, {"us": 1})
+    started = time.monotonic()
+    assert deliver(db, hook, timeout=0.5) == 0  # every read comes within 0.5s
+    assert time.monotonic() - started < 1.5
+    assert db.execute("SELECT DISTINCT error FROM deliveries").fetchall() == [
+        ("TimeoutException: no whole answer within 0.5s",)
+    ]
 
 
 def test_a_huge_answer_is_read_no_further_than_its_start(db, receiver):
@@ -185,7 +219,7 @@ def test_a_destination_url_never_reaches_the_log(db, receiver, caplog):
     app_sweep(db, T[0], APP, {"us": 3})
     app_sweep(db, T[1], APP, {"us": 1})
     alerts.enqueue(db, [hook], T[1])
-    with alerts.client() as http:
+    with alerts.Poster() as http:
         assert alerts.deliver_due(db, [hook], http, datetime.now(UTC)) > 0
     logged = [record.getMessage() for record in caplog.records]
     host = receiver.url.split("/")[2]
@@ -374,7 +408,7 @@ def test_a_removed_destination_waits_without_holding_up_the_others(db, receiver)
     app_sweep(db, T[0], APP, {"us": 3})
     app_sweep(db, T[1], APP, {"us": 1})
     alerts.enqueue(db, [gone, kept], T[0])
-    with httpx.Client(timeout=5) as http:
+    with alerts.Poster() as http:
         assert alerts.deliver_due(db, [kept], http, datetime.now(UTC)) == 1
     states = db.execute("SELECT destination, state, tries FROM outbox ORDER BY destination")
     assert states.fetchall() == [("gone", "pending", 0), ("newsroom", "delivered", 1)]
