@@ -303,11 +303,10 @@ def _export_chart(
     """Add a chart's observations in (first, last], their rankings and their fetches to
     the parts."""
     observations = conn.execute(
-        """SELECT id, fetched_at, feed_updated, depth, size, sweep_id, http_status,
-             strftime(?, fetched_at, '-' || fetch_seconds || ' seconds') AS started_at
+        """SELECT id, fetched_at, feed_updated, depth, size, sweep_id, http_status, started_at
            FROM snapshots
            WHERE chart_id = ? AND id > ? AND id <= ? ORDER BY id""",
-        [TIME_FORMAT, chart.id, first, last],
+        [chart.id, first, last],
     ).fetchall()
     # The runs that hold a rank in any of those observations, by their first.
     runs = conn.execute(

@@ -78,7 +78,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "feed_updated": "The feed's own updated time, UTC, where it gives one",
             "depth": "How many ranks were asked for",
             "size": "How many ranks the chart held",
-            "fetch_seconds": "Seconds from the fetch's start to the response",
+            "started_at": "When the fetch started, UTC",
             "http_status": "The store's HTTP status",
         },
     },

@@ -41,20 +41,20 @@ JOIN runs r ON r.chart_id = s.chart_id AND {covers("r", "s.id")}
 JOIN apps a ON a.id = r.app
 JOIN labels l ON l.id = r.label"""
 
-# A successful fetch is recorded by its observation (the snapshot, with its duration and
-# HTTP status); attempts keeps the failed ones, each a row of its own, and the successful
-# ones of before (m012), whose snapshots have no duration.
+# A successful fetch is recorded by its observation (the snapshot, with when it started and
+# its HTTP status); attempts keeps the failed ones, each a row of its own, and the
+# successful ones of before (m012), whose snapshots have no start.
 FETCHES_VIEW = """SELECT t.id, c.store, c.country, c.chart, c.device, c.genre, t.started_at,
        t.status, t.http_status, t.error, t.snapshot_id, t.error_kind, t.sweep_id
 FROM attempts t
 JOIN charts c ON c.id = t.chart_id
 UNION ALL
 SELECT NULL, c.store, c.country, c.chart, c.device, c.genre,
-       strftime('%Y-%m-%dT%H:%M:%SZ', s.fetched_at, '-' || s.fetch_seconds || ' seconds'),
+       s.started_at,
        'ok', s.http_status, NULL, s.id, NULL, s.sweep_id
 FROM snapshots s
 JOIN charts c ON c.id = s.chart_id
-WHERE s.fetch_seconds IS NOT NULL"""
+WHERE s.started_at IS NOT NULL"""
 # An earlier error message, read for its kind: the messages have kept these shapes.
 _KIND_OF_MESSAGE = """CASE
   WHEN http_status = 429 OR error LIKE 'rate limited%' THEN 'rate_limited'
@@ -381,11 +381,11 @@ def m011_sweep_hosts(db: Database) -> None:
 
 @migrations()
 def m012_successful_fetches_in_snapshots(db: Database) -> None:
-    """Record a successful fetch by its observation alone: the snapshot keeps how long the
-    fetch took and its HTTP status, and attempts the failures. An observation then adds
+    """Record a successful fetch by its observation alone: the snapshot keeps when the
+    fetch started and its HTTP status, and attempts the failures. An observation then adds
     one row, not two, and fetches (which gains sweep_id) shows both as before. The
     successful attempts already stored stay as they are: their ids are in exports."""
-    db.table("snapshots").add_column("fetch_seconds", int)
+    db.table("snapshots").add_column("started_at", str)
     db.table("snapshots").add_column("http_status", int)
     db.table("snapshots").create_index(["sweep_id"])
     db.create_view("fetches", FETCHES_VIEW, replace=True)

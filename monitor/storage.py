@@ -8,7 +8,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +199,7 @@ def _observe(
         "feed_updated": listing.updated,
         "depth": result.req.depth,
         "size": len(entries),
-        "fetch_seconds": _seconds_between(result.started_at, result.fetched_at),
+        "started_at": result.started_at,
         "http_status": result.http_status,
     }
     snapshot_id = _insert(db, "snapshots", snapshot)
@@ -212,11 +211,6 @@ def _observe(
         after = events.Observed(snapshot_id, len(entries), placed_after)
         events.record_changes(db, chart_id, sweep_id, before, after)
     return snapshot_id
-
-
-def _seconds_between(earlier: str, later: str) -> int:
-    """Return the whole seconds between two stored times (which hold whole seconds)."""
-    return round((datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds())
 
 
 def _insert_attempt(

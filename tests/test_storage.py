@@ -165,7 +165,9 @@ def test_a_success_is_recorded_by_its_snapshot_and_fetches_shows_it_as_an_attemp
     assert db.execute(
         "SELECT id, started_at, status, http_status, error, snapshot_id, sweep_id FROM fetches"
     ).fetchall() == [(None, started, "ok", 203, None, snapshot, sweep)]
-    assert db.execute("SELECT fetch_seconds FROM snapshots").fetchall() == [(5,)]
+    assert db.execute("SELECT started_at, fetched_at FROM snapshots").fetchall() == [
+        (started, arrived)
+    ]
 
 
 def test_fetches_stored_before_snapshots_recorded_them_read_as_they_did(tmp_path):
