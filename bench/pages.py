@@ -7,7 +7,7 @@ mode, with the SQL the app page draws with), then times, one request at a time:
   the most storefronts;
 - the data requests of each of the app page's charts, as the browser sends them;
 - every canned query, asked about that app (by its id, and by a part of its name);
-- the rankings view sorted and faceted the ways it offers.
+- the rankings and fetches views sorted and faceted the ways they offer.
 
 Reports each page's p50 and p95 per database, the ratio of each database's p50 to the
 first's (a database 4 times longer shows how pages grow), and any page that failed or
@@ -82,12 +82,15 @@ def pages(client: httpx.Client, db: Path) -> list[tuple[str, str]]:
         for query, params in canned.items()
     ]
     views = [
-        (f"/DB/rankings?{q.replace(app_id, '(the app)')}", f"/{name}/rankings?{q}")
-        for q in (
-            "_sort=rank",
-            "_sort_desc=fetched_at",
-            "rank=1&_facet=country",
-            f"app_id={app_id}&_facet=country",
+        (f"/DB/{view}?{q.replace(app_id, '(the app)')}", f"/{name}/{view}?{q}")
+        for view, q in (
+            ("rankings", "_sort=rank"),
+            ("rankings", "_sort_desc=fetched_at"),
+            ("rankings", "rank=1&_facet=country"),
+            ("rankings", f"app_id={app_id}&_facet=country"),
+            ("fetches", "_sort_desc=started_at"),
+            ("fetches", "country=us&_sort_desc=started_at"),
+            ("fetches", "status=error&_facet=error_kind"),
         )
     ]
     return found + asked + views + app_page(name, app_id)
