@@ -141,8 +141,14 @@ def demo_visit(demo_site: str, browser: sync_api.Browser) -> Iterator[Visit]:
 
 
 def visiting(site: str, browser: sync_api.Browser) -> Iterator[Visit]:
-    """A fresh page that records what it does and refuses every request off 127.0.0.1."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    """A fresh page that records what it does and refuses every request off 127.0.0.1.
+
+    Its clock is 5:30 ahead of UTC (India's), so that a time shown or sent in the
+    browser's own zone rather than in UTC shows.
+    """
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 1000}, timezone_id="Asia/Kolkata"
+    )
     page = context.new_page()
     seen = Visit(page, site)
 
