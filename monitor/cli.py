@@ -40,7 +40,7 @@ from monitor.settings import (
 )
 from monitor.sources import CHARTS, DEFAULT_STORE, DEVICES, STORES
 from monitor.status import RawKept, Status, read_status
-from monitor.stopping import stop_on_signals
+from monitor.stopping import Stop, stop_on_signals
 from monitor.terminal import PrintableFormatter, printable
 
 # monitor collect's exit code when the sweep failed, or its record could not be completed.
@@ -292,8 +292,9 @@ def collect(
     sys.exit(_collect(given["db"], requests, config.settings, config.alerts))
 
 
-# The longest monitor collect spends posting events to webhooks after its sweep; what
-# is left waits in the outbox for the next collect or monitor run.
+# The longest monitor collect spends posting events to webhooks after its sweep (a signal
+# ends it after the try under way); what is left waits in the outbox for the next
+# collect or monitor run.
 WEBHOOK_SECONDS = 30.0
 
 
@@ -322,7 +323,9 @@ def _collect(
     for line in report.politeness():
         click.echo(f"  {printable(line)}")
     if destinations and report.status != "stopped":
-        _send_events(db, destinations)
+        _send_events(db, destinations, stop)
+        if stop.signal:  # one came while the events were sent: the rest wait
+            return stop.exit_code
     if report.status == "stopped":
         return stop.exit_code
     if report.status != "finished":
@@ -330,14 +333,14 @@ def _collect(
     return 1 if report.failed else 0
 
 
-def _send_events(db: str, destinations: tuple[Alert, ...]) -> None:
-    """Post what is due to the webhooks for at most WEBHOOK_SECONDS, and say how it went."""
-    budget = threading.Event()
-    timer = threading.Timer(WEBHOOK_SECONDS, budget.set)
+def _send_events(db: str, destinations: tuple[Alert, ...], stop: Stop) -> None:
+    """Post what is due to the webhooks until a signal, for at most WEBHOOK_SECONDS (which
+    then set stop, with no signal), and say how it went."""
+    timer = threading.Timer(WEBHOOK_SECONDS, stop.set)
     timer.start()
     try:
         with webhooks.Poster() as http:
-            sent = webhooks.deliver_pass(db, destinations, http, budget)
+            sent = webhooks.deliver_pass(db, destinations, http, stop)
     finally:
         timer.cancel()
     click.echo(f"webhooks: {sent} events delivered, {webhooks.waiting(db)} waiting", err=True)

@@ -426,6 +426,25 @@ def test_monitor_collect_sends_its_sweeps_events(tmp_path, receiver, run_monitor
     assert sent == [(APP[0], "gb"), (APP[0], "us")]
 
 
+def test_a_signal_while_collect_sends_events_ends_it_after_the_try_under_way(
+    tmp_path, receiver, spawn_monitor, db_path
+):
+    db = schema.open_db(db_path)
+    app_sweep(db, T[0], APP, {"us": 1, "gb": 1, "jp": 1, "fr": 1})
+    db.close()
+    path = config(tmp_path, receiver, 'kinds = ["left_no1"]\n')
+    receiver.hang = 2.0
+    collecting = spawn_monitor("collect", "--config", path)
+    wait_for(lambda: receiver.arrived, 90, "a first post")
+    collecting.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    _, err = collecting.communicate(timeout=4 * receiver.hang + 10)
+    assert time.monotonic() - signalled < 2 * receiver.hang
+    assert collecting.returncode == 130, err
+    assert "webhooks: 1 events delivered, 3 waiting" in err
+    assert receiver.arrived == 1
+
+
 def test_a_service_killed_mid_delivery_sends_the_rest_after_a_restart(
     tmp_path, receiver, spawn_monitor, run_monitor, db_path
 ):
