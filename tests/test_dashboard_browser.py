@@ -195,6 +195,17 @@ def test_dashboard_draws_headline_countries_history_map_and_runs(visit: Visit, s
     visit.assert_clean()
 
 
+def test_the_rank_chart_reads_time_in_utc_whatever_the_browsers_zone(visit: Visit) -> None:
+    page = open_dashboard(visit, app=scenario.APP_ID, at=scenario.T2)
+    labels = page.eval_on_selector_all(
+        "#chart-history g.role-axis-label text", "texts => texts.map(t => t.textContent)"
+    )
+    times = [label for label in labels if " " in label]  # the other axis holds ranks
+    # The first observation and the last are at T1 and T2, in UTC: the browser is not.
+    assert (times[0], times[-1]) == ("26 Jan 09:00", "27 Jan 09:00"), times
+    visit.assert_clean()
+
+
 def test_each_country_links_to_the_observation_that_shows_its_rank(visit: Visit) -> None:
     page = open_dashboard(visit, app=scenario.APP_ID, at=BETWEEN)
     rows = page.locator("#chart-countries tbody tr").evaluate_all(
