@@ -450,7 +450,7 @@ def _remove_unfinished(root: Path, done: dict[str, int]) -> None:
     """Remove what an export cut short left: temporary files, and parts past the state."""
     for path in root.rglob("*.tmp"):
         path.unlink()
-    for path in root.rglob("*-*.parquet"):
+    for path in [*root.rglob("part-*.parquet"), *root.rglob("ok-*.parquet")]:
         table = path.relative_to(root).parts[0]
         kind, first = path.name.split("-")[:2]
         if int(first) > done.get(PART_IDS.get((table, kind), table), 0):
