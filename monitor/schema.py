@@ -49,8 +49,7 @@ FETCHES_VIEW = """SELECT t.id, c.store, c.country, c.chart, c.device, c.genre, t
 FROM attempts t
 JOIN charts c ON c.id = t.chart_id
 UNION ALL
-SELECT NULL, c.store, c.country, c.chart, c.device, c.genre,
-       s.started_at,
+SELECT NULL, c.store, c.country, c.chart, c.device, c.genre, s.started_at,
        'ok', s.http_status, NULL, s.id, NULL, s.sweep_id
 FROM snapshots s
 JOIN charts c ON c.id = s.chart_id
