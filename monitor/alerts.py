@@ -26,11 +26,12 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from sqlite_utils import Database
@@ -186,8 +187,9 @@ class Poster:
             async with (
                 asyncio.timeout(self.timeout),
                 self._client.stream("POST", alert.url, content=body, headers=headers) as response,
+                aclosing(_generator(response.aiter_raw())) as chunks,  # closed when left early
             ):
-                async for chunk in response.aiter_raw():
+                async for chunk in chunks:
                     start += chunk
                     if len(start) >= ANSWER_READ:
                         break
@@ -199,6 +201,7 @@ class Poster:
     def close(self) -> None:
         """Close the connections and the event loop."""
         self._loop.run_until_complete(self._client.aclose())
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         self._loop.close()
 
     def __enter__(self) -> Poster:
@@ -206,6 +209,11 @@ class Poster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _generator(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """httpx's chunks as what they are, an async generator, which can be closed."""
+    return cast(AsyncGenerator[bytes, None], chunks)
 
 
 def enqueue(db: Database, alerts: Sequence[Alert], now: str) -> int:
