@@ -100,6 +100,12 @@ def covers(run: str, snapshot: str) -> str:
     return f"{run}.last_snapshot >= {snapshot} AND {run}.first_snapshot <= {snapshot}"
 
 
+def records_its_fetch(snapshot: str) -> str:
+    """SQL: the snapshot is the record of its fetch too; the fetch of one stored before
+    snapshots recorded them (monitor.schema, m012) is an attempts row of its own."""
+    return f"{snapshot}.started_at IS NOT NULL"
+
+
 def previous_snapshot(snapshot: str) -> str:
     """SQL: the observation of the same chart just before this one (NULL for its first)."""
     return (
@@ -442,16 +448,26 @@ WHERE m.move > (page.number - 1) * {MOVERS_LIMIT} AND m.move <= page.number * {M
 {_not_one_app(MOVERS_COLUMNS, optional=True, link=_MOVERS_CANDIDATE)}
 ORDER BY move, app_id"""
 
-# With no sweep in the window, the first sweep counted is past the last one: none is.
-COVERAGE = f"""SELECT substr(f.started_at, 1, 10) AS day, f.store, f.country,
+# The first sweep of the window; with none in it, past the last one, so that none counts.
+_FIRST_RECENT_SWEEP = f"""coalesce((SELECT MIN(id) FROM sweeps
+  WHERE started_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-{COVERAGE_DAYS} days')),
+  (SELECT MAX(id) + 1 FROM sweeps))"""
+# The fetches of the window, from each table by its index of sweeps: a condition with a
+# subquery does not reach into the fetches view's two tables, which it would scan whole.
+COVERAGE = f"""WITH recent AS (
+  SELECT t.chart_id, t.started_at, t.status FROM attempts t
+  WHERE t.sweep_id >= {_FIRST_RECENT_SWEEP}
+  UNION ALL
+  SELECT s.chart_id, s.started_at, 'ok' FROM snapshots s
+  WHERE s.sweep_id >= {_FIRST_RECENT_SWEEP} AND {records_its_fetch("s")}
+)
+SELECT substr(f.started_at, 1, 10) AS day, c.store, c.country,
   SUM(f.status = 'ok') AS ok, SUM(f.status = 'error') AS errors,
   ROUND(100.0 * SUM(f.status = 'ok') / COUNT(*), 1) AS success_percent
-FROM fetches f
-WHERE f.sweep_id >= coalesce((SELECT MIN(id) FROM sweeps
-  WHERE started_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-{COVERAGE_DAYS} days')),
-  (SELECT MAX(id) + 1 FROM sweeps))
-GROUP BY day, f.store, f.country
-ORDER BY day DESC, success_percent, f.store, f.country"""
+FROM recent f
+JOIN charts c ON c.id = f.chart_id
+GROUP BY day, c.store, c.country
+ORDER BY day DESC, success_percent, c.store, c.country"""
 
 
 # An app's stretches at No. 1 up to :at, per chart and country: unbroken series of

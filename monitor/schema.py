@@ -22,7 +22,7 @@ from sqlite_utils.migrations import Migrations
 from monitor import events, reference
 from monitor.errors import NotMonitorDatabase
 from monitor.locks import migration_lock
-from monitor.queries import covers
+from monitor.queries import covers, records_its_fetch
 
 BUSY_TIMEOUT_MS = 30_000
 JOURNAL_SIZE_LIMIT = 2**20
@@ -44,7 +44,7 @@ JOIN labels l ON l.id = r.label"""
 # A successful fetch is recorded by its observation (the snapshot, with when it started and
 # its HTTP status); attempts keeps the failed ones, each a row of its own, and the
 # successful ones of before (m012), whose snapshots have no start.
-FETCHES_VIEW = """SELECT t.id, c.store, c.country, c.chart, c.device, c.genre, t.started_at,
+FETCHES_VIEW = f"""SELECT t.id, c.store, c.country, c.chart, c.device, c.genre, t.started_at,
        t.status, t.http_status, t.error, t.snapshot_id, t.error_kind, t.sweep_id
 FROM attempts t
 JOIN charts c ON c.id = t.chart_id
@@ -53,7 +53,7 @@ SELECT NULL, c.store, c.country, c.chart, c.device, c.genre, s.started_at,
        'ok', s.http_status, NULL, s.id, NULL, s.sweep_id
 FROM snapshots s
 JOIN charts c ON c.id = s.chart_id
-WHERE s.started_at IS NOT NULL"""
+WHERE {records_its_fetch("s")}"""
 # An earlier error message, read for its kind: the messages have kept these shapes.
 _KIND_OF_MESSAGE = """CASE
   WHEN http_status = 429 OR error LIKE 'rate limited%' THEN 'rate_limited'
