@@ -183,6 +183,16 @@ async def _fetch_all(
                 pending.cancel()
             await asyncio.gather(*workers, watcher, closer, return_exceptions=True)
             report.hosts = gates.reports()
+    _raise_what_a_worker_met(workers)
+
+
+def _raise_what_a_worker_met(workers: list[asyncio.Task[None]]) -> None:
+    """Raise the error that ended a worker, if one did: its charts were not stopped, and
+    the sweep must not say they were."""
+    for worker in workers:
+        error = None if worker.cancelled() else worker.exception()
+        if error is not None:
+            raise error
 
 
 def _by_store(requests: Iterable[ChartRequest]) -> list[tuple[str, Iterator[ChartRequest]]]:

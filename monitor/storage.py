@@ -1,4 +1,5 @@
-"""The write path: one short transaction per observation, after the network I/O.
+"""The write path: each observation whole in one transaction, after the network I/O
+(the collector stores the results waiting together, in one).
 
 See ``monitor.schema`` for how runs keep unchanged charts from growing the file.
 """
@@ -163,7 +164,7 @@ def record(
     A failed response's body is kept within ``caps``. Return the snapshot id, or None
     for a failure.
     """
-    raw = _pack(result.raw) if result.raw is not None else None  # compressed before locking
+    raw = _pack(result.raw) if result.raw is not None else None  # compressed before its writes
     with db.atomic():
         chart_id = _chart_id(db, result.req)
         if result.listing is not None:

@@ -163,6 +163,27 @@ def test_charts_without_room_for_their_row_are_counted_in_the_reason(tmp_path, s
     db.close()
 
 
+def test_a_worker_that_breaks_fails_the_sweep_and_every_chart_keeps_its_row(
+    tmp_path, stand_in, monkeypatch
+):
+    fetch = collector.fetch
+
+    async def fetch_or_break(client, gates, budget, req, settings):
+        if req.country == "jp":
+            raise RuntimeError("a worker broke")  # past the chart's own boundary
+        return await fetch(client, gates, budget, req, settings)
+
+    monkeypatch.setattr(collector, "fetch", fetch_or_break)
+    db = schema.open_db(tmp_path / "r.db")
+    with pytest.raises(RuntimeError, match="a worker broke"):
+        sweep_in_process(db, stand_in)
+    assert db.execute("SELECT status, reason FROM sweeps").fetchall() == [
+        ("failed", "unexpected RuntimeError: a worker broke; 1 charts not fetched or not stored")
+    ]
+    db.close()
+    assert every_chart_has_one_row(tmp_path / "r.db")
+
+
 def test_an_unforeseen_error_in_one_chart_fails_that_chart_only(tmp_path, stand_in, monkeypatch):
     parse = apple.AppStore.parse
 
