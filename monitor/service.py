@@ -11,7 +11,7 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor import alerts, collector, estimate, publish
+from monitor import alerts, collector, estimate, publish, schema
 from monitor.charts import ChartRequest, FetchResult
 from monitor.config import Alert, Config, Settings
 from monitor.diagnosis import Tally
@@ -31,6 +31,7 @@ def run_service(
 ) -> None:
     """Sweep on schedule (and serve Datasette) until SIGTERM or SIGINT."""
     with service_lock(db_path):
+        schema.open_db(db_path).close()  # created or migrated before Datasette reads it
         _say_how_long(db_path, requests, config)
         stop = stop_on_signals()
         # Datasette binds its port first, so that a busy port stops the service at once.
