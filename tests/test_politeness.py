@@ -10,6 +10,8 @@ import asyncio
 import itertools
 import re
 
+import pytest
+
 from helpers import query
 from monitor.errors import HTTPStatusError, RateLimited, TransportError
 from monitor.politeness import Gate, Politeness
@@ -118,7 +120,7 @@ def test_additive_increase_adds_about_one_request_in_flight_per_round():
             await gate.leave(await gate.enter(), None)
 
     run(main())
-    assert 2.8 < gate.window < 3.0
+    assert gate.window == pytest.approx(2 + 1 / 2 + 1 / 2.5)
 
 
 def test_one_in_flight_a_complaint_becomes_a_wait_after_each_answer_then_wears_off():
