@@ -408,9 +408,24 @@ def test_every_time_field_is_a_date_time_input_in_utc(visit: Visit) -> None:
     visit.page.wait_for_load_state("networkidle")
     answered = visit.page.locator("table.rows-and-columns td.col-at").all_inner_texts()
     assert {text.strip() for text in answered} == {"2025-01-26T08:30:00Z"}
+    for asked in ("claim", "movers", "events_feed"):
+        assert at_field_of(visit.page, f"{visit.base}/rankings/{asked}") == BETWEEN_SHOWN, asked
     page = open_dashboard(visit, app=scenario.APP_ID, at=BETWEEN)
     assert page.locator("input[name=at]").get_attribute("type") == "datetime-local"
     visit.assert_clean()
+    # These draw the test data's icons, which no server serves: their loads fail.
+    for asked in ("number_ones", "top_chart"):
+        assert at_field_of(visit.page, f"{visit.base}/rankings/{asked}") == BETWEEN_SHOWN, asked
+
+
+BETWEEN_SHOWN = ("datetime-local", "2025-01-26T10:00")
+
+
+def at_field_of(page: sync_api.Page, query: str) -> tuple[str | None, str]:
+    """The type and value of a canned query's time field, asked at BETWEEN."""
+    page.goto(f"{query}?{urlencode({'at': BETWEEN})}")
+    field = page.locator("input[name=at]")
+    return field.get_attribute("type"), field.input_value()
 
 
 def test_the_rank_chart_draws_notes_as_text(visit: Visit, shots: Path) -> None:
