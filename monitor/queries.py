@@ -184,9 +184,12 @@ SELECT p.at, store, chart, device, genre, country, sf.name AS country_name,
 FROM seen, p LEFT JOIN storefronts sf ON sf.code = seen.country"""
 
 
-# The end of the complete sweep just before (MAX, <) or just after (MIN, >) an instant.
+# The end of the complete sweep just before (MAX, <) or just after (MIN, >) the instant
+# answered, p.at. It reads p itself rather than the row's, so that SQLite finds it once
+# and not once a row.
 _SWEEP_END = (
-    "SELECT {step}(finished_at) FROM sweeps WHERE status = 'finished' AND finished_at {op} {at}"
+    "SELECT {step}(s.finished_at) FROM sweeps s, p "
+    "WHERE s.status = 'finished' AND s.finished_at {op} p.at"
 )
 
 
@@ -218,8 +221,8 @@ FROM p WHERE {"trim(:app) != '' AND " if optional else ""}NOT EXISTS (SELECT 1 F
 def pinned(asked: str) -> str:
     """Columns linking to a question (``asked``, a query string ending in ? or &) at the
     instant answered, p.at (a permalink), and at the complete sweeps before and after."""
-    before = _SWEEP_END.format(step="MAX", op="<", at="p.at")
-    after = _SWEEP_END.format(step="MIN", op=">", at="p.at")
+    before = _SWEEP_END.format(step="MAX", op="<")
+    after = _SWEEP_END.format(step="MIN", op=">")
     return (
         f"{asked} || 'at=' || p.at AS link, {asked} || 'at=' || ({before}) AS earlier, "
         f"{asked} || 'at=' || ({after}) AS later"
@@ -864,8 +867,8 @@ cr AS MATERIALIZED (SELECT * FROM (WITH {_claim_rows()}) WHERE {_SELECTED_CHART.
 SELECT p.at, t.app_id,
   (SELECT app_name FROM cr WHERE app_name IS NOT NULL GROUP BY app_name
    ORDER BY COUNT(*) DESC, app_name LIMIT 1) AS app_name, c.*,
-  ({_SWEEP_END.format(step="MAX", op="<", at="p.at")}) AS earlier,
-  ({_SWEEP_END.format(step="MIN", op=">", at="p.at")}) AS later
+  ({_SWEEP_END.format(step="MAX", op="<")}) AS earlier,
+  ({_SWEEP_END.format(step="MIN", op=">")}) AS later
 FROM p LEFT JOIN target t, (SELECT MIN({_CHART_WORDS}) AS chart_title,
   {", ".join(f"coalesce(SUM({band.holds('rank')}), 0) AS {band.key}" for band in BANDS)},
   COUNT(*) FILTER (WHERE coverage = 'observed') AS observed,
