@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 from monitor import schema
 from monitor.errors import MonitorError
 from monitor.locks import exclusive
+from monitor.queries import records_its_fetch
 
 STATE = "_export.json"
 # Rows read from SQLite at a time, and the most that wait in memory for their files.
@@ -303,8 +304,8 @@ def _export_chart(
     """Add a chart's observations in (first, last], their rankings and their fetches to
     the parts."""
     observations = conn.execute(
-        """SELECT id, fetched_at, feed_updated, depth, size, sweep_id, http_status, started_at
-           FROM snapshots
+        f"""SELECT id, fetched_at, feed_updated, depth, size, sweep_id, http_status, started_at,
+             {records_its_fetch("snapshots")} FROM snapshots
            WHERE chart_id = ? AND id > ? AND id <= ? ORDER BY id""",
         [chart.id, first, last],
     ).fetchall()
@@ -328,6 +329,7 @@ def _export_chart(
         sweep_id,
         status,
         started_at,
+        its_fetch,
     ) in observations:
         while begun < len(runs) and runs[begun][0] <= snapshot_id:
             held[runs[begun][2]] = runs[begun]
@@ -345,7 +347,7 @@ def _export_chart(
                 raise ExportError(f"observation {snapshot_id} has no app at rank {rank}")
             ranking.append((snapshot_id, *where, fetched_at, rank, run[3], run[4]))
         parts.add("rankings", key, ranking)
-        if started_at is not None:  # else its fetch is an attempt (see monitor.schema)
+        if its_fetch:  # else its fetch is an attempt of its own
             fetch = (None, *where, started_at, "ok", status, None, None, snapshot_id, sweep_id)
             parts.add("fetches", (chart.store, chart.chart, started_at[:7]), [fetch])
 
