@@ -289,23 +289,36 @@ async def _cancel_when(stop: threading.Event | None, tasks: list[asyncio.Task[No
 
 class _Turn:
     """A chart's way through its host's gate, attempt by attempt, noting when the gate
-    first let it through."""
+    first let it through.
+
+    The gate hears of an answer only once it has been read (``heard``), so that a
+    rate limit in its body (Google Play's) is a complaint as a 429 is, not an answer
+    that lets the host have more requests in flight.
+    """
 
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
         self.at: str | None = None
         self._started = 0.0
+        self._unread = False  # an answer came, and the gate has not heard of it yet
 
     async def __aenter__(self) -> None:
         self._started = await self.gate.enter()
         self.at = self.at or now()
 
     async def __aexit__(self, kind: Any, error: BaseException | None, trace: Any) -> None:
-        await self.gate.leave(self._started, error)
+        if error is None:
+            self._unread = True
+        else:
+            await self.gate.leave(self._started, error)
 
-    def complain(self) -> None:
-        """Tell the gate the host complained in its answer to this chart's last attempt."""
-        self.gate.complained(self._started)
+    async def heard(self, error: FetchError | None) -> None:
+        """Leave the gate for an answer that has been read: ``error`` is what reading it
+        found, if anything."""
+        if self._unread:
+            self._unread = False
+            refused = error if error is not None and error.kind == "rate_limited" else None
+            await self.gate.leave(self._started, refused)
 
 
 async def fetch(
@@ -320,13 +333,13 @@ async def fetch(
     Each attempt passes the gate of the store's host (monitor.politeness).
     """
     store = STORES[req.store]
-    started: _Turn | None = None
+    turn: _Turn | None = None
     answer: Answer | None = None
     try:
         request = store.http_request(client, req, settings.endpoints)
         gate = gates.for_host(req.store, host_of(request), store.politeness(settings.policy))
-        started = _Turn(gate)
-        answer = await send(client, request, settings.policy, started, budget)
+        turn = _Turn(gate)
+        answer = await send(client, request, settings.policy, turn, budget)
         fetched_at = now()
         listing = check_listing(req, store.parse(req, answer.body))
     # The chart's boundary: whatever one store's answer does to the code that reads it,
@@ -334,19 +347,20 @@ async def fetch(
     # not an Exception and passes.)
     except Exception as error:
         failure = error if isinstance(error, FetchError) else _unforeseen(req, error)
-        if answer is not None and started is not None and failure.kind == "rate_limited":
-            started.complain()  # a rate limit in the body of an answer (Google Play's)
+        if turn is not None:
+            await turn.heard(failure)
         return FetchResult(
             req,
-            (started and started.at) or now(),
+            (turn and turn.at) or now(),
             now(),
             error=str(failure),
             error_kind=failure.kind,
             http_status=answer.status if answer else failure.http_status,
             raw=answer.body if answer else None,
         )
+    await turn.heard(None)
     return FetchResult(
-        req, started.at or fetched_at, fetched_at, listing=listing, http_status=answer.status
+        req, turn.at or fetched_at, fetched_at, listing=listing, http_status=answer.status
     )
 
 

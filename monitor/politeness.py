@@ -126,13 +126,13 @@ class Gate:
         now = asyncio.get_running_loop().time()
         status = getattr(error, "http_status", None)
         if status in SLOW_DOWN or getattr(error, "kind", None) == "rate_limited":
-            self.complained(started)
+            self._complain(started)
         elif error is None or status is not None:  # the host answered, and did not complain
             self._grow()
         self._quiet(max(self.politeness.gap, self._wait(now - started)), now)
         await self._leave()
 
-    def complained(self, started: float) -> None:
+    def _complain(self, started: float) -> None:
         """Slow down for a complaint about the request that started at ``started``:
         at most once per round, as the requests already in flight at the last
         slow-down say the same thing again."""

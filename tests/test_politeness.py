@@ -204,12 +204,15 @@ def test_google_play_slows_down_when_its_answers_say_rate_limited(run_monitor, s
         "0",
     )
     assert result.returncode == 1, result.stderr
-    ((slowdowns,),) = query(db_path, "SELECT slowdowns FROM sweep_hosts")
-    assert slowdowns == 2
-    assert "slowed down 2 times" in result.stdout
-    # After each complaint, where no quiet was asked for, as long a quiet as the answer
-    # took (a window of 0.5): the next request comes at least two answers' time later.
+    ((slowdowns, fewest),) = query(db_path, "SELECT slowdowns, fewest_in_flight FROM sweep_hosts")
+    # Each complaint halves the window, as a 429 would: 1, then 0.5, then 0.25.
+    assert (slowdowns, fewest) == (2, 0.25)
+    assert "slowed down 2 times (to 1 in flight, 1/4 of the time)" in result.stdout
+    # After each complaint, where no quiet was asked for, (1/window - 1) times as long a
+    # quiet as the answer took: the next request comes at least 2 answers' time after
+    # gb's (a window of 0.5) and 4 after fr's (0.25).
     asked = [re.search(r"gl=(\w+)", path).group(1) for path in stand_in.requests]
     gaps = [b - a for a, b in itertools.pairwise(stand_in.arrivals)]
     after = dict(zip(asked[:-1], gaps, strict=True))
-    assert after["gb"] >= 2 * 0.05 and after["fr"] >= 2 * 0.05
+    assert asked[:2] == ["gb", "fr"]
+    assert after["gb"] >= 2 * 0.05 and after["fr"] >= 4 * 0.05

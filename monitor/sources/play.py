@@ -127,10 +127,9 @@ class GooglePlay:
         return (None, *(c for c in play_categories() if c != OVERALL_CATEGORY))
 
     def politeness(self, policy: FetchPolicy) -> Politeness:
-        """Let one request through at a time, starting --play-interval apart, and as long
-        after the answer before it."""
-        rate = 1 / policy.play_interval if policy.play_interval else None
-        return Politeness(1, rate, gap=policy.play_interval)
+        """Let one request through at a time, --play-interval after the answer before it
+        (which spaces their starts further apart than a rate of one an interval would)."""
+        return Politeness(1, gap=policy.play_interval)
 
     def http_request(
         self, client: httpx.AsyncClient, req: ChartRequest, endpoints: Endpoints
