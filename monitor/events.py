@@ -9,14 +9,19 @@ worldwide milestones, recorded with what caused them.
   a chart crossing a threshold upward from the end of one sweep to the end of the next,
   counted as a claim counts at those instants (observed within the maximum age).
 
-Both are written in the transaction of what caused them (the observation, the sweep's
-end), so that an event is never lost, and unique indexes keep one from being recorded
-twice. They are stored by reference in ``event_log`` (ids ascending in time) and read
+A chart event is written in the transaction of its observation, so that it is never
+lost. A sweep's end marks its milestones due in the end's transaction; they are
+recorded in one of their own, so that deriving them can never cost the sweep its
+record, and where they cannot be (a full disk) the next sweep's end records them.
+Unique indexes keep an event from being recorded twice. Events are stored by reference
+in ``event_log`` (ids ascending in time, but for milestones recorded late) and read
 through the ``events`` view.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +31,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from monitor import queries
+
+log = logging.getLogger(__name__)
 
 # (name, the lowest rank that holds it): entered_no1, left_top10...; "chart" is the list.
 BANDS = (("no1", 1), ("top10", 10))
@@ -104,6 +111,28 @@ def record_changes(
 ) -> None:
     """Record the chart events between two observations of a chart."""
     _insert(db, change_rows(chart_id, sweep_id, before, after))
+
+
+def record_due_milestones(db: Database, thresholds: Sequence[int] = THRESHOLDS) -> None:
+    """Record the milestones of every sweep whose end marked them due, oldest first, each
+    sweep's in a transaction of its own. Where the database cannot take them (a full
+    disk), they stay due, and the next sweep's end records them."""
+    due = db.execute(
+        "SELECT d.sweep_id, s.finished_at FROM milestones_due d "
+        "JOIN sweeps s ON s.id = d.sweep_id ORDER BY d.sweep_id"
+    ).fetchall()
+    for sweep_id, finished_at in due:
+        try:
+            with db.atomic():
+                record_milestones(db, sweep_id, finished_at, thresholds)
+                db.execute("DELETE FROM milestones_due WHERE sweep_id = ?", [sweep_id])
+        except sqlite3.Error as error:
+            log.warning(
+                "milestones of sweep %d not recorded yet (%s): the next sweep's end records them",
+                sweep_id,
+                error,
+            )
+            return
 
 
 def record_milestones(

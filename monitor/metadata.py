@@ -314,6 +314,11 @@ TABLES: dict[str, dict[str, Any]] = {
         "hidden": True,
         "columns": {"destination": "The [[alerts]] table's name", "event_id": "The event"},
     },
+    "milestones_due": {
+        "description": "Sweeps whose milestones are still to be recorded in [[events]].",
+        "hidden": True,
+        "columns": {"sweep_id": "The sweep, which ended"},
+    },
     "_sqlite_migrations": {"description": "Which schema migrations have run.", "hidden": True},
 }
 

@@ -390,6 +390,14 @@ def m012_successful_fetches_in_snapshots(db: Database) -> None:
     db.create_view("fetches", FETCHES_VIEW, replace=True)
 
 
+@migrations()
+def m013_milestones_due(db: Database) -> None:
+    """Record a sweep's milestones after its end, not in the same transaction: the sweep's
+    end marks them due, and they are recorded, or stay due for the next sweep's end to
+    record, in a transaction of their own (monitor.events)."""
+    db.table("milestones_due").create({"sweep_id": int}, pk="sweep_id")
+
+
 def open_db(path: str | Path) -> Database:
     """Open (creating if need be) the database in WAL mode, with migrations applied.
 

@@ -74,8 +74,9 @@ def finish_sweep(
     thresholds: Sequence[int] = events.THRESHOLDS,
     left: Unfetched | None = None,
 ) -> None:
-    """Record, in one transaction, a sweep's end (how it ended, why, and its counts),
-    the milestones it reached (monitor.events) and a row for each chart it ended without."""
+    """Record, in one transaction, a sweep's end (how it ended, why, and its counts) and
+    a row for each chart it ended without; then, in a transaction of their own, the
+    milestones it reached (monitor.events), which stay due if they cannot be recorded."""
     with db.atomic():
         if left:
             _record_unfetched(db, sweep_id, left)
@@ -99,7 +100,8 @@ def finish_sweep(
             }
             for host in end.hosts
         )
-        events.record_milestones(db, sweep_id, end.finished_at, thresholds)
+        db.table("milestones_due").insert({"sweep_id": sweep_id}, replace=True)
+    events.record_due_milestones(db, thresholds)
 
 
 def _record_unfetched(db: Database, sweep_id: int, left: Unfetched) -> None:

@@ -93,6 +93,32 @@ def test_nothing_is_recorded_twice(db):
     assert db.execute("SELECT COUNT(*) FROM event_log").fetchone() == before
 
 
+def test_milestones_that_cannot_be_recorded_cost_the_sweep_nothing_and_wait(db, caplog):
+    sweep(db, T[0], {"us": 3, "gb": 1, "jp": 0})
+    db.execute(
+        "CREATE TRIGGER full BEFORE INSERT ON event_log WHEN NEW.kind LIKE 'milestone%' "
+        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+    )
+    second = sweep(db, T[1], {"us": 1, "gb": 1, "jp": 1})
+    ended = db.execute("SELECT status, finished_at FROM sweeps WHERE id = ?", [second])
+    assert ended.fetchone() == ("finished", T[1])
+    kinds = [row[0] for row in recorded(db)]
+    assert kinds == ["entered_no1", "entered_no1", "entered_top10", "entered_chart"]
+    assert f"milestones of sweep {second} not recorded yet" in caplog.text
+    assert db.execute("SELECT sweep_id FROM milestones_due").fetchall() == [(second,)]
+    db.execute("DROP TRIGGER full")
+    sweep(db, T[2], {"us": 1, "gb": 1, "jp": 1})  # crosses nothing itself
+    change = (APP[0], APP[1])
+    assert recorded(db)[4:] == [
+        ("milestone_no1", None, *change, None, None, 2, 3),
+        ("milestone_no1", None, *change, None, None, 3, 3),
+        ("milestone_top10", None, *change, None, None, 3, 3),
+    ]
+    milestones = "SELECT DISTINCT sweep_id, at FROM events WHERE kind LIKE 'milestone%'"
+    assert db.execute(milestones).fetchall() == [(second, T[1])]  # as if recorded at its end
+    assert db.execute("SELECT COUNT(*) FROM milestones_due").fetchone() == (0,)
+
+
 def test_the_history_already_stored_gives_the_events_recorded_live(db):
     sweep(db, T[0], {"us": 3, "gb": 1, "jp": 0, "fr": 40})
     sweep(db, T[1], {"us": 1, "gb": 1, "jp": 1}, failing=["fr"])
