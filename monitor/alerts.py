@@ -8,7 +8,8 @@ outbox kept in the database, so that none is lost to a restart:
   recorded after that: it is not sent the history.
 - ``deliver_due`` posts what is due, one request at a time, outside any transaction,
   and records each try in ``deliveries``. A failed try is retried later, waiting twice
-  as long each time, until MAX_TRIES; then the event is marked failed for it.
+  as long each time, until MAX_TRIES; then the event is marked failed for it. A
+  destination that fails a try is left until the next pass.
 
 The body is signed with the destination's secret: ``X-Monitor-Signature: sha256=<hex>``
 is the HMAC-SHA256 of the raw body. ``X-Monitor-Event-Id`` is the event's id, the same
@@ -280,15 +281,25 @@ def deliver_due(
     stop: threading.Event | None = None,
 ) -> int:
     """Try each delivery that is due by now once, oldest event first, BATCH read at a
-    time, until stop is set; return how many succeeded."""
+    time, until stop is set; return how many succeeded.
+
+    A destination that fails a try is tried no more in this pass: one that is down costs
+    a pass one try (at most the timeout), not one for each event due, and its events wait
+    for a later pass in their order.
+    """
     by_name = {alert.name: alert for alert in alerts}
     delivered, past = 0, (0, "")
-    while due := _due(db, list(by_name), now, past):
+    while by_name and (due := _due(db, list(by_name), now, past)):
         for event_id, destination, tries in due:
             if stop is not None and stop.is_set():
                 return delivered
+            if destination not in by_name:
+                continue
             event = next(db.query("SELECT * FROM events WHERE id = ?", [event_id]))
-            delivered += _try(db, by_name[destination], http, event, tries + 1)
+            if _try(db, by_name[destination], http, event, tries + 1):
+                delivered += 1
+            else:
+                del by_name[destination]
         past = due[-1][:2]
     return delivered
 

@@ -135,10 +135,12 @@ def test_a_receiver_that_fails_then_recovers_gets_every_event(db, receiver):
     app_sweep(db, T[1], APP, {"us": 1, "gb": 1})
     receiver.statuses = [500, 503, 500]
     now = datetime.now(UTC)
-    assert deliver(db, hook, now) == 0  # both fail: each waits before its next try
-    assert deliver(db, hook, now) == 0 and len(receiver.posts) == 2
-    assert deliver(db, hook, now + timedelta(seconds=alerts.FIRST_WAIT + 1)) == 1
-    assert deliver(db, hook, now + timedelta(seconds=3 * alerts.FIRST_WAIT + 1)) == 1
+    # us fails, and the destination is tried no more in that pass: gb waits for the next.
+    assert deliver(db, hook, now) == 0 and len(receiver.posts) == 1
+    assert deliver(db, hook, now) == 0 and len(receiver.posts) == 2  # us waits its turn
+    assert deliver(db, hook, now + timedelta(seconds=alerts.FIRST_WAIT + 1)) == 0
+    assert len(receiver.posts) == 3  # us failed again: gb, due too, waited
+    assert deliver(db, hook, now + timedelta(seconds=3 * alerts.FIRST_WAIT + 1)) == 2
     kinds = [(b["event"]["kind"], b["event"]["country"]) for b in receiver.verified()]
     assert sorted(set(kinds)) == [("entered_no1", "gb"), ("entered_no1", "us")]
     tries = db.execute("SELECT status, http_status FROM deliveries ORDER BY id").fetchall()
@@ -315,6 +317,7 @@ def test_status_counts_deliveries_and_nothing_keeps_the_url_or_secret(tmp_path, 
     app_sweep(db, T[0], APP, {"us": 3, "gb": 2})
     app_sweep(db, T[1], APP, {"us": 1, "gb": 1})
     receiver.statuses = [500]
+    deliver(db, hook)  # us refused: gb waits for the next pass
     deliver(db, hook)
     db.close()
     shown = monitor("status", "--db", str(path))
@@ -383,8 +386,8 @@ def test_a_climb_to_no_1_in_52_storefronts_reaches_the_receiver_once_each(db, re
     receiver.statuses = [500] * 30  # down for a while
     app_sweep(db, T[1], APP, dict.fromkeys(climbed, 1), THRESHOLDS, failing=failing)
     now = datetime.now(UTC)
-    for wait in range(8):  # the retries, as time passes
-        deliver(db, hook, now + timedelta(seconds=alerts.FIRST_WAIT * 2**wait + 1))
+    for second in range(0, 20 * 60, 6):  # a pass every 6 s for 20 minutes, as time passes
+        deliver(db, hook, now + timedelta(seconds=second))
     bodies = receiver.verified()
     delivered = {
         (b["event"]["kind"], b["event"]["country"], b["event"].get("threshold")) for b in bodies
@@ -417,6 +420,25 @@ def test_a_removed_destination_waits_without_holding_up_the_others(db, receiver)
         assert alerts.deliver_due(db, [kept], http, datetime.now(UTC)) == 1
     states = db.execute("SELECT destination, state, tries FROM outbox ORDER BY destination")
     assert states.fetchall() == [("gone", "pending", 0), ("newsroom", "delivered", 1)]
+
+
+def test_a_destination_that_is_down_costs_a_pass_one_try_and_holds_up_no_other(db, receiver):
+    silent = socket.create_server(("127.0.0.1", 0))  # takes connections, never answers
+    port = silent.getsockname()[1]
+    down = Alert("down", f"http://127.0.0.1:{port}/hook", SECRET, kinds=("entered_no1",))
+    up = destination(receiver, kinds=["entered_no1"])
+    alerts.enqueue(db, [down, up], T[0])
+    countries = ["us", "gb", "fr", "de", "jp"]
+    app_sweep(db, T[0], APP, dict.fromkeys(countries, 3))
+    app_sweep(db, T[1], APP, dict.fromkeys(countries, 1))
+    alerts.enqueue(db, [down, up], T[0])
+    with alerts.Poster(timeout=0.5) as http:
+        assert alerts.deliver_due(db, [down, up], http, datetime.now(UTC)) == 5
+    tries = db.execute("SELECT destination, status, COUNT(*) FROM deliveries GROUP BY 1, 2")
+    assert tries.fetchall() == [("down", "error", 1), ("newsroom", "ok", 5)]
+    waiting = db.execute("SELECT tries, COUNT(*) FROM outbox WHERE destination = 'down' GROUP BY 1")
+    assert waiting.fetchall() == [(0, 4), (1, 1)]  # the rest wait for a later pass
+    silent.close()
 
 
 def test_monitor_collect_sends_its_sweeps_events(tmp_path, receiver, run_monitor, db_path):
