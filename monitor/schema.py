@@ -10,6 +10,7 @@ expands runs back into one row per observation and rank.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from contextlib import closing
@@ -23,6 +24,8 @@ from monitor import events, reference
 from monitor.errors import NotMonitorDatabase
 from monitor.locks import migration_lock
 from monitor.queries import covers, records_its_fetch
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
 JOURNAL_SIZE_LIMIT = 2**20
@@ -418,11 +421,25 @@ def open_db(path: str | Path) -> Database:
             # start over more often between readers, and shrink back to that size.
             db.execute(f"PRAGMA wal_autocheckpoint = {JOURNAL_SIZE_LIMIT // 4096}")
             db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+            _say_upgrade(db, path)
             migrations.apply(db)
         except BaseException:
             db.close()
             raise
     return db
+
+
+def _say_upgrade(db: Database, path: str | Path) -> None:
+    """Say so before bringing an existing database's schema up to date, which can take a
+    while on a long history (deriving the events of every sweep), and holds up every
+    other command that opens it."""
+    if migrations.applied(db) and (pending := migrations.pending(db)):
+        log.warning(
+            "%s: bringing its schema up to date (%s); on a long history this can take "
+            "a minute, and other commands on it wait until it is done",
+            path,
+            ", ".join(m.name for m in pending),
+        )
 
 
 def open_for_reading(path: str | Path) -> Database:

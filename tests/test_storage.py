@@ -59,7 +59,7 @@ def test_open_creates_the_file_in_wal_mode_with_the_public_surface(db, tmp_path)
     }
 
 
-def test_reopening_applies_no_migration_twice(tmp_path):
+def test_reopening_applies_no_migration_twice(tmp_path, caplog):
     def applied():
         db = schema.open_db(tmp_path / "r.db")
         names = [name for (name,) in db.execute("SELECT name FROM _sqlite_migrations")]
@@ -70,6 +70,7 @@ def test_reopening_applies_no_migration_twice(tmp_path):
     assert applied() == first
     defined = [name for name in vars(schema) if re.fullmatch(r"m\d{3}_\w+", name)]
     assert sorted(first) == sorted(defined) and len(defined) >= 6
+    assert caplog.messages == []  # a new database is no upgrade to speak of
 
 
 def rankings(db):
@@ -170,7 +171,7 @@ def test_a_success_is_recorded_by_its_snapshot_and_fetches_shows_it_as_an_attemp
     ]
 
 
-def test_fetches_stored_before_snapshots_recorded_them_read_as_they_did(tmp_path):
+def test_fetches_stored_before_snapshots_recorded_them_read_as_they_did(tmp_path, caplog):
     path = tmp_path / "older.db"
     older = Database(sqlite3.connect(path))
     schema.migrations.apply(older, stop_before="m012_successful_fetches_in_snapshots")
@@ -190,6 +191,11 @@ def test_fetches_stored_before_snapshots_recorded_them_read_as_they_did(tmp_path
     older.conn.commit()
     older.close()
     db = schema.open_db(path)
+    # The upgrade is said before it starts: on a long history it takes a while.
+    (said,) = caplog.messages
+    assert said.startswith(
+        f"{path}: bringing its schema up to date (m012_successful_fetches_in_snapshots, "
+    )
     sweep = storage.begin_sweep(db, "2026-01-01T01:00:00Z")
     storage.record(db, sweep, ok(apps("A"), at="2026-01-01T01:00:00Z"))
     failed = FetchResult(REQ, "2026-01-01T02:00:00Z", "2026-01-01T02:00:01Z", error="HTTP 500")
