@@ -618,10 +618,11 @@ _APP_PAGE = """'/-/dashboards/app?app=' || url_quote(p.app_id) || '&at=' || url_
 _EVENT_CASE = (
     "CASE p.kind " + " ".join(f"WHEN '{k}' THEN {w}" for k, w in _EVENT_WORDS.items()) + " END"
 )
-_FEED_FILTERS = """(nullif(:country, '') IS NULL OR e.country = lower(trim(:country)))
-    AND (nullif(:chart, '') IS NULL OR e.chart = trim(:chart))
-    AND (nullif(:kind, '') IS NULL OR e.kind = trim(:kind))
-    AND (nullif(:before, '') IS NULL OR e.id < CAST(:before AS INTEGER))"""
+_COUNTRY_FILTER = "(nullif(:country, '') IS NULL OR {country} = lower(trim(:country)))"
+_FEED_FILTERS = """(nullif(:chart, '') IS NULL OR {chart} = trim(:chart))
+    AND (nullif(:kind, '') IS NULL OR {event}.kind = trim(:kind))
+    AND (nullif(:before, '') IS NULL OR {event}.id < CAST(:before AS INTEGER))"""
+_IN_EVENTS = _FEED_FILTERS.format(chart="e.chart", event="e")
 # The same question, for the events before the oldest of a full page.
 _FEED_OLDER = """CASE WHEN p.id = (SELECT MIN(id) FROM picked)
     AND (SELECT COUNT(*) FROM picked) = {limit}
@@ -634,8 +635,9 @@ _FEED_OLDER = """CASE WHEN p.id = (SELECT MIN(id) FROM picked)
 # time, a title, a link to its evidence, the observation that showed it (for a
 # milestone, the app page at its time), and the app page; the oldest of a full page links
 # to the page before. An app's events are found through its own (id + 0: not by reading
-# every id from the newest). A name of several apps, or of none, answers as the other app
-# queries do, with rows that are no feed's entries.
+# every id from the newest), and a storefront's through its charts (a storefront with
+# few events, or none, is not found by reading every event). A name of several apps, or
+# of none, answers as the other app queries do, with rows that are no feed's entries.
 FEED_COLUMNS = (
     "id",
     "kind",
@@ -664,10 +666,18 @@ EVENTS_FEED = f"""WITH {_MATCHES},
 picked AS MATERIALIZED (
   SELECT * FROM (SELECT e.* FROM events e
     WHERE nullif(:app, '') IS NOT NULL AND e.app_id IN (SELECT app_id FROM target)
-      AND {_FEED_FILTERS} ORDER BY e.id + 0 DESC LIMIT {FEED_LIMIT})
+      AND {_COUNTRY_FILTER.format(country="e.country")} AND {_IN_EVENTS}
+    ORDER BY e.id + 0 DESC LIMIT {FEED_LIMIT})
   UNION ALL
-  SELECT * FROM (SELECT e.* FROM events e WHERE nullif(:app, '') IS NULL AND {_FEED_FILTERS}
+  SELECT * FROM (SELECT e.* FROM events e
+    WHERE nullif(:app, '') IS NULL AND nullif(:country, '') IS NULL AND {_IN_EVENTS}
     ORDER BY e.id DESC LIMIT {FEED_LIMIT})
+  UNION ALL
+  SELECT e.* FROM events e WHERE e.id IN (
+    SELECT x.id FROM charts c JOIN event_log x ON x.chart_id = c.id
+    WHERE nullif(:app, '') IS NULL AND c.country = lower(trim(:country))
+      AND {_FEED_FILTERS.format(chart="c.chart", event="x")}
+    ORDER BY x.id DESC LIMIT {FEED_LIMIT})
 ),
 feed AS (
 SELECT p.id, p.kind, p.at, p.store, p.chart, p.device, p.genre, p.country,

@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 import feedparser
 import pytest
 
-from helpers import get
+from helpers import get, rows
 from history import app_sweep
 from monitor import events, queries, schema
 from monitor.reference import storefronts_175
@@ -279,6 +279,37 @@ def test_a_long_feed_pages_on_to_every_event(tmp_path, served):
     html_page = get(ds, "/rankings/events_feed?app=deepseek&country=&chart=&kind=").text
     oldest = expected[queries.FEED_LIMIT - 1].split(":")[0]
     assert f'&amp;before={oldest}">older events</a>' in html_page
+
+
+def test_a_storefronts_feed_is_found_through_its_charts(tmp_path, served):
+    path = tmp_path / "rankings.db"
+    db = schema.open_db(path)
+    sweep(db, T[0], {"us": 0, "gb": 3, "jp": 1})
+    sweep(db, T[1], {"us": 1, "gb": 1, "jp": 12})
+    sweep(db, T[2], {"us": 12, "gb": 1, "jp": 1})
+
+    def expected(country, kind="", before=1 << 62):
+        sql = (
+            "SELECT id, kind FROM events WHERE country = ? AND (? = '' OR kind = ?) "
+            "AND id < ? ORDER BY id DESC"
+        )
+        return db.execute(sql, [country, kind, kind, before]).fetchall()
+
+    assert len(expected("us")) >= 4 and len(expected("jp", "entered_no1")) >= 1
+    conn = db.conn
+    queries.prepare(conn)
+    blank = dict.fromkeys(("app", "country", "chart", "kind", "before", "at"), "")
+    plan = conn.execute(f"EXPLAIN QUERY PLAN {queries.EVENTS_FEED}", blank)
+    steps = " | ".join(row[-1] for row in plan)
+    assert "SEARCH x USING INDEX idx_event_log_chart_id (chart_id=?)" in steps
+    ds = served(path)
+    for country, kind, before in [("us", "", ""), (" JP ", "entered_no1", ""), ("gb", "", "7")]:
+        asked = {"app": "", "country": country, "chart": "", "kind": kind, "before": before}
+        found = [(r["id"], r["kind"]) for r in rows(ds, "events_feed", **asked)]
+        bound = int(before) if before else 1 << 62
+        assert found == expected(country.strip().lower(), kind, bound), asked
+    assert rows(ds, "events_feed", app="", country="zz", chart="", kind="", before="") == []
+    db.close()
 
 
 def test_events_are_written_to_every_column_of_the_log(db):
