@@ -27,12 +27,12 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 from sqlite_utils import Database
@@ -43,6 +43,7 @@ from monitor.errors import UsageError
 from monitor.sources.payload import utc_iso
 
 log = logging.getLogger("monitor")
+T = TypeVar("T")
 
 
 class _HidePostedPaths(logging.Filter):
@@ -374,34 +375,52 @@ def sample_event(now: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Pass:
+    """What a pass over the outbox did: the events delivered, and those left waiting."""
+
+    delivered: int = 0
+    waiting: int = 0
+
+
+def take_new(db_path: str | Path, destinations: Sequence[Alert]) -> None:
+    """Take the new events into the outbox: a destination seen for the first time starts
+    with the events from now on."""
+    _in_database(db_path, lambda db: _take(db, destinations))
+
+
 def deliver_pass(
     db_path: str | Path,
     destinations: Sequence[Alert],
     http: Poster,
     stop: threading.Event | None = None,
-    send: bool = True,
-) -> int:
-    """Take the new events into the outbox, then (with send) try what is due; return how
-    many were delivered. A database error is logged: the next pass tries again."""
+) -> Pass:
+    """Take the new events into the outbox, then try what is due; say what it did."""
+
+    def deliver(db: Database) -> Pass:
+        _take(db, destinations)
+        delivered = deliver_due(db, destinations, http, datetime.now(UTC), stop)
+        pending = db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()
+        return Pass(delivered, int(pending[0]))
+
+    return _in_database(db_path, deliver) or Pass()
+
+
+def _take(db: Database, destinations: Sequence[Alert]) -> None:
+    enqueue(db, destinations, utc_iso(datetime.now(UTC)))
+
+
+def _in_database(db_path: str | Path, work: Callable[[Database], T]) -> T | None:
+    """Do work on the database; a database error is logged, and the next pass tries again."""
     try:
         db = schema.open_db(db_path)
     except sqlite3.Error as error:
         log.warning("webhooks: cannot open the database: %s", error)
-        return 0
+        return None
     try:
-        enqueue(db, destinations, utc_iso(datetime.now(UTC)))
-        return deliver_due(db, destinations, http, datetime.now(UTC), stop) if send else 0
+        return work(db)
     except sqlite3.Error as error:
         log.warning("webhooks: %s", error)
-        return 0
-    finally:
-        db.close()
-
-
-def waiting(db_path: str | Path) -> int:
-    """How many deliveries wait for a later try."""
-    db = schema.open_db(db_path)
-    try:
-        return int(db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0])
+        return None
     finally:
         db.close()

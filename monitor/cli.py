@@ -304,8 +304,7 @@ def _collect(
     """Sweep, say how it went, send its events to the webhooks, and return the exit code."""
     stop = stop_on_signals()
     if destinations:  # each new destination starts with the events from now on
-        with webhooks.Poster() as http:
-            webhooks.deliver_pass(db, destinations, http, send=False)
+        webhooks.take_new(db, destinations)
     expected = estimate.for_sweep(db, requests, settings)
     if expected.seconds >= estimate.WORTH_SAYING:
         click.echo(expected.describe(), err=True)
@@ -340,10 +339,10 @@ def _send_events(db: str, destinations: tuple[Alert, ...], stop: Stop) -> None:
     timer.start()
     try:
         with webhooks.Poster() as http:
-            sent = webhooks.deliver_pass(db, destinations, http, stop)
+            done = webhooks.deliver_pass(db, destinations, http, stop)
     finally:
         timer.cancel()
-    click.echo(f"webhooks: {sent} events delivered, {webhooks.waiting(db)} waiting", err=True)
+    click.echo(f"webhooks: {done.delivered} events delivered, {done.waiting} waiting", err=True)
 
 
 def _sweep_with_progress(

@@ -37,7 +37,7 @@ def run_service(
         # Datasette binds its port first, so that a busy port stops the service at once.
         with _serving(db_path, listen), alerts.Poster() as http:
             if config.alerts:  # each new destination starts with the events from now on
-                alerts.deliver_pass(db_path, config.alerts, http, stop, send=False)
+                alerts.take_new(db_path, config.alerts)
             scheduler = _start_scheduler(db_path, requests, config, stop)
             if config.alerts:
                 _schedule_deliveries(scheduler, db_path, config.alerts, http, stop)
