@@ -33,6 +33,7 @@ from monitor.politeness import Gate, Gates, HostReport
 from monitor.sources import STORES
 from monitor.sources.payload import utc_iso
 from monitor.validate import check_listing
+from monitor.writes import writing
 
 log = logging.getLogger("monitor")
 
@@ -381,7 +382,7 @@ def _store(
     a group that fails (a full disk, say) is tried again one result at a time, so that
     as many are stored as there is room for, and the first that fails ends the sweep."""
     try:
-        with db.atomic():
+        with writing(db):
             for result in group:
                 storage.record(db, report.sweep_id, result, caps)
     except sqlite3.Error:

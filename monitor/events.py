@@ -31,6 +31,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from monitor import queries
+from monitor.writes import writing
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def record_due_milestones(db: Database, thresholds: Sequence[int] = THRESHOLDS) 
     ).fetchall()
     for sweep_id, finished_at in due:
         try:
-            with db.atomic():
+            with writing(db):
                 record_milestones(db, sweep_id, finished_at, thresholds)
                 db.execute("DELETE FROM milestones_due WHERE sweep_id = ?", [sweep_id])
         except sqlite3.Error as error:

@@ -11,6 +11,7 @@ from sqlite_utils import Database
 from monitor.claims import App
 from monitor.errors import UsageError
 from monitor.settings import URL
+from monitor.writes import writing
 
 MAX_TEXT = 1000  # characters: a line on a chart, not an article
 MAX_URL = 2000
@@ -28,7 +29,7 @@ def add_note(db: Database, app: App, at: str, text: str, url: str | None, now: s
             f"--url must be {URL.expects}, of at most {MAX_URL} characters, not {url[:100]!r}"
         )
     row = {"store": app.store, "app_id": app.app_id, "at": at, "text": text, "url": url}
-    with db.atomic():
+    with writing(db):
         note_id = db.table("notes").insert({**row, "created_at": now}).last_rowid
     assert note_id is not None  # an insert always makes a row
     return note_id

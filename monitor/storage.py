@@ -19,6 +19,7 @@ from monitor.charts import ChartRequest, Entry, FetchResult, Listing
 from monitor.config import RawCaps
 from monitor.politeness import HostReport
 from monitor.schema import BUSY_TIMEOUT_MS, INTERRUPTED, LOG_LIMIT, OPEN, database_file
+from monitor.writes import writing
 
 RAW_LIMIT = 4 * 1024 * 1024
 DEFAULT_CAPS = RawCaps()
@@ -30,7 +31,7 @@ def begin_sweep(db: Database, started_at: str) -> int:
     A sweep still marked running was cut short by its process's end (``kill -9``, a
     crash, a power cut): only one sweep runs at a time, under the sweep lock.
     """
-    with db.atomic():
+    with writing(db):
         db.execute(
             """UPDATE sweeps SET status = 'interrupted', reason = ?,
                  charts_ok = (SELECT COUNT(*) FROM snapshots s WHERE s.sweep_id = sweeps.id),
@@ -77,7 +78,7 @@ def finish_sweep(
     """Record, in one transaction, a sweep's end (how it ended, why, and its counts) and
     a row for each chart it ended without; then, in a transaction of their own, the
     milestones it reached (monitor.events), which stay due if they cannot be recorded."""
-    with db.atomic():
+    with writing(db):
         if left:
             _record_unfetched(db, sweep_id, left)
         db.table("sweeps").update(
@@ -167,7 +168,7 @@ def record(
     for a failure.
     """
     raw = _pack(result.raw) if result.raw is not None else None  # compressed before its writes
-    with db.atomic():
+    with writing(db):
         chart_id = _chart_id(db, result.req)
         if result.listing is not None:
             return _observe(db, sweep_id, chart_id, result, result.listing)

@@ -272,3 +272,32 @@ def test_failed_bodies_are_kept_once_a_day_per_chart(db):
         ("gb", "2026-01-01T23:00:00Z", 60),
         ("us", "2026-01-02T01:00:00Z", 60),
     ]
+
+
+def test_a_write_from_another_connection_never_fails_a_store(tmp_path, monkeypatch):
+    path = tmp_path / "r.db"
+    db = schema.open_db(path)
+    sweep = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
+    storage.record(db, sweep, ok(apps("A", "B")))  # the chart is known: the next store reads
+    other = sqlite3.connect(path, timeout=0)  # a writer that does not wait: it says so
+    tries = []
+    chart_id = storage._chart_id
+
+    def meddled(db, req):  # after the store's first read, another connection writes
+        found = chart_id(db, req)
+        try:
+            with other:
+                other.execute("INSERT INTO alert_cursors VALUES ('newsroom', 0)")
+            tries.append("written")
+        except sqlite3.OperationalError as error:
+            tries.append(str(error))
+        return found
+
+    monkeypatch.setattr(storage, "_chart_id", meddled)
+    # With a deferred BEGIN, the other write went through, and the store's first write
+    # failed at once: "database is locked".
+    storage.record(db, sweep, ok(apps("B", "A"), at="2026-01-01T01:00:00Z"))
+    assert tries == ["database is locked"]  # the store held the lock from its start
+    assert db.execute("SELECT COUNT(*) FROM rankings").fetchone() == (4,)
+    other.close()
+    db.close()
