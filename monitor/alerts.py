@@ -41,6 +41,7 @@ from monitor import events, schema
 from monitor.config import Alert
 from monitor.errors import UsageError
 from monitor.sources.payload import utc_iso
+from monitor.writes import writing
 
 log = logging.getLogger("monitor")
 T = TypeVar("T")
@@ -231,7 +232,7 @@ def enqueue(db: Database, alerts: Sequence[Alert], now: str) -> int:
 def _enqueue_batch(db: Database, alert: Alert, now: str) -> int | None:
     """Put the next BATCH events past alert's cursor, where wanted, in the outbox; return
     how many, or None where there were none."""
-    with db.atomic():
+    with writing(db):
         cursor = _cursor(db, alert.name)
         rows = _events_after(db, cursor)
         wanted = [row for row in rows if alert.wants(row)]
@@ -335,7 +336,7 @@ def _try(db: Database, alert: Alert, http: Poster, event: Mapping[str, Any], tri
     ok = error is None
     wait = min(FIRST_WAIT * 2 ** (tries - 1), LONGEST_WAIT)
     state = "delivered" if ok else ("failed" if tries >= MAX_TRIES else "pending")
-    with db.atomic():
+    with writing(db):
         db.table("deliveries").insert(
             {
                 "event_id": event["id"],
@@ -379,8 +380,8 @@ def sample_event(now: str) -> dict[str, Any]:
 class Pass:
     """What a pass over the outbox did: the events delivered, and those left waiting."""
 
-    delivered: int = 0
-    waiting: int = 0
+    delivered: int
+    waiting: int
 
 
 def take_new(db_path: str | Path, destinations: Sequence[Alert]) -> None:
@@ -394,8 +395,9 @@ def deliver_pass(
     destinations: Sequence[Alert],
     http: Poster,
     stop: threading.Event | None = None,
-) -> Pass:
-    """Take the new events into the outbox, then try what is due; say what it did."""
+) -> Pass | None:
+    """Take the new events into the outbox, then try what is due; say what it did, or
+    None where the database failed it (logged)."""
 
     def deliver(db: Database) -> Pass:
         _take(db, destinations)
@@ -403,7 +405,7 @@ def deliver_pass(
         pending = db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()
         return Pass(delivered, int(pending[0]))
 
-    return _in_database(db_path, deliver) or Pass()
+    return _in_database(db_path, deliver)
 
 
 def _take(db: Database, destinations: Sequence[Alert]) -> None:

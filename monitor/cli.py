@@ -342,7 +342,10 @@ def _send_events(db: str, destinations: tuple[Alert, ...], stop: Stop) -> None:
             done = webhooks.deliver_pass(db, destinations, http, stop)
     finally:
         timer.cancel()
-    click.echo(f"webhooks: {done.delivered} events delivered, {done.waiting} waiting", err=True)
+    if done is None:
+        click.echo("webhooks: none sent, as the database failed (above); they wait", err=True)
+    else:
+        click.echo(f"webhooks: {done.delivered} events delivered, {done.waiting} waiting", err=True)
 
 
 def _sweep_with_progress(

@@ -435,8 +435,7 @@ def _say_upgrade(db: Database, path: str | Path) -> None:
     other command that opens it."""
     if migrations.applied(db) and (pending := migrations.pending(db)):
         log.warning(
-            "%s: bringing its schema up to date (%s); on a long history this can take "
-            "a minute, and other commands on it wait until it is done",
+            "%s: bringing its schema up to date (%s); other commands on it wait until this is done",
             path,
             ", ".join(m.name for m in pending),
         )
