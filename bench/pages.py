@@ -72,6 +72,8 @@ def pages(client: httpx.Client, db: Path) -> list[tuple[str, str]]:
         "events_feed": "",
         "events_feed of the app": f"app={app_id}",
         "events_feed.atom of the app": f"app={app_id}",
+        "events_feed of a storefront": "country=us",
+        "events_feed of a storefront with none": "country=zz",
         "coverage": "",
     }
     asked = [
