@@ -215,7 +215,7 @@ SETTINGS: tuple[Setting, ...] = (
         "play_interval",
         FetchPolicy,
         _seconds(0, 60),
-        "Seconds between Google Play requests, which go one at a time.",
+        "Seconds from each Google Play answer to the next request; they go one at a time.",
     ),
     Setting(
         "max_body",
