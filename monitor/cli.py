@@ -672,6 +672,9 @@ def status(db: str, sweeps: int, as_json: bool, **given: Any) -> None:
     for destination, states in state.deliveries.items():
         counts = ", ".join(f"{count:,} {name}" for name, count in states.items())
         click.echo(f"webhook {printable(destination)}: {counts}")
+    if state.milestones_due:
+        due = ", ".join(str(sweep) for sweep in state.milestones_due)
+        click.echo(f"milestones not recorded yet, of sweeps {due}: the next sweep's end will")
 
 
 def _echo_sweeps(sweeps: list[dict[str, Any]]) -> None:

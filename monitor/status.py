@@ -62,6 +62,8 @@ class Status:
     deliveries: dict[str, dict[str, int]]
     # What each host got in the last sweep that ended: limits, rate, slow-downs.
     hosts: list[dict[str, Any]]
+    # The sweeps whose milestones could not be recorded yet (monitor.events).
+    milestones_due: list[int]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +107,7 @@ def read_status(
         _raw_kept(db, caps),
         _deliveries(db),
         _hosts(db, ended) if ended else [],
+        [row[0] for row in db.execute("SELECT sweep_id FROM milestones_due ORDER BY sweep_id")],
     )
 
 
