@@ -9,8 +9,7 @@ outbox kept in the database, so that none is lost to a restart:
 - ``deliver_due`` posts what is due, one request at a time, outside any transaction,
   and records each try in ``deliveries``. A failed try is retried later, waiting twice
   as long each time, until MAX_TRIES; then the event is marked failed for it. A
-  destination that fails a try is not posted to again in that pass: its other events
-  due take that failure as their try.
+  destination that fails a try is left until the next pass.
 
 The body is signed with the destination's secret: ``X-Monitor-Signature: sha256=<hex>``
 is the HMAC-SHA256 of the raw body. ``X-Monitor-Event-Id`` is the event's id, the same
@@ -286,25 +285,23 @@ def deliver_due(
     """Try each delivery that is due by now once, oldest event first, BATCH read at a
     time, until stop is set; return how many succeeded.
 
-    A destination that fails a try is not posted to again in this pass: each of its
-    other events due takes that failure as a try of its own, recorded as not sent. One
-    that is down thus costs a pass one post (at most the timeout), holds up no other,
-    and its events keep their schedule of tries as if each had been posted.
+    A destination that fails a try is tried no more in this pass: one that is down costs
+    a pass one try (at most the timeout), not one for each event due, and its events wait
+    for a later pass in their order.
     """
     by_name = {alert.name: alert for alert in alerts}
-    failing: dict[str, Outcome] = {}  # destination: what its events take as their try
     delivered, past = 0, (0, "")
-    while due := _due(db, list(by_name), now, past):
+    while by_name and (due := _due(db, list(by_name), now, past)):
         for event_id, destination, tries in due:
             if stop is not None and stop.is_set():
                 return delivered
-            alert = by_name[destination]
-            outcome = failing.get(destination) or _post(db, alert, http, event_id)
-            _record(db, alert, event_id, tries + 1, outcome)
-            if outcome.ok:
+            if destination not in by_name:
+                continue
+            event = next(db.query("SELECT * FROM events WHERE id = ?", [event_id]))
+            if _try(db, by_name[destination], http, event, tries + 1):
                 delivered += 1
-            elif destination not in failing:
-                failing[destination] = Outcome.not_sent(destination, event_id)
+            else:
+                del by_name[destination]
         past = due[-1][:2]
     return delivered
 
@@ -324,29 +321,7 @@ def _due(
     ).fetchall()
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How one try to deliver an event went: when, the answer's status, and the error."""
-
-    started: datetime
-    status: int | None = None
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """Tell whether the destination took the event."""
-        return self.error is None
-
-    @classmethod
-    def not_sent(cls, destination: str, event_id: int) -> Outcome:
-        """The try of an event not posted, as its destination failed one in this pass."""
-        why = f"not sent: {destination} failed the try of event {event_id} in this pass"
-        return cls(datetime.now(UTC), error=why)
-
-
-def _post(db: Database, alert: Alert, http: Poster, event_id: int) -> Outcome:
-    event = next(db.query("SELECT * FROM events WHERE id = ?", [event_id]))
+def _try(db: Database, alert: Alert, http: Poster, event: Mapping[str, Any], tries: int) -> int:
     started = datetime.now(UTC)
     status, error = None, None
     try:
@@ -358,33 +333,28 @@ def _post(db: Database, alert: Alert, http: Poster, event_id: int) -> Outcome:
         # Its URL may hold a token (Slack's do): the destination's name stands in for it.
         text = str(failure).replace(alert.url, f"<{alert.name}>")
         error = f"{type(failure).__name__}: {text[:ANSWER_KEPT]}"
-    seconds = (datetime.now(UTC) - started).total_seconds()
-    return Outcome(started, status, error, round(seconds, 3))
-
-
-def _record(db: Database, alert: Alert, event_id: int, tries: int, outcome: Outcome) -> None:
-    """Record a try in deliveries, and what it leaves the event in the outbox."""
+    ok = error is None
     wait = min(FIRST_WAIT * 2 ** (tries - 1), LONGEST_WAIT)
-    state = "delivered" if outcome.ok else ("failed" if tries >= MAX_TRIES else "pending")
-    next_try = utc_iso(outcome.started + timedelta(seconds=wait))
+    state = "delivered" if ok else ("failed" if tries >= MAX_TRIES else "pending")
     with writing(db):
         db.table("deliveries").insert(
             {
-                "event_id": event_id,
+                "event_id": event["id"],
                 "destination": alert.name,
                 "try": tries,
-                "tried_at": utc_iso(outcome.started),
-                "status": "ok" if outcome.ok else "error",
-                "http_status": outcome.status,
-                "error": outcome.error,
-                "seconds": outcome.seconds,
+                "tried_at": utc_iso(started),
+                "status": "ok" if ok else "error",
+                "http_status": status,
+                "error": error,
+                "seconds": round((datetime.now(UTC) - started).total_seconds(), 3),
             }
         )
         db.execute(
             "UPDATE outbox SET state = ?, tries = ?, next_try_at = ? "
             "WHERE event_id = ? AND destination = ?",
-            [state, tries, next_try, event_id, alert.name],
+            [state, tries, utc_iso(started + timedelta(seconds=wait)), event["id"], alert.name],
         )
+    return int(ok)
 
 
 def sample_event(now: str) -> dict[str, Any]:
