@@ -674,7 +674,9 @@ def status(db: str, sweeps: int, as_json: bool, **given: Any) -> None:
         click.echo(f"webhook {printable(destination)}: {counts}")
     if state.milestones_due:
         due = ", ".join(str(sweep) for sweep in state.milestones_due)
-        click.echo(f"milestones not recorded yet, of sweeps {due}: the next sweep's end will")
+        click.echo(
+            f"milestones of sweeps {due} not recorded yet: the next sweep's end records them"
+        )
 
 
 def _echo_sweeps(sweeps: list[dict[str, Any]]) -> None:

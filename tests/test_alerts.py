@@ -441,6 +441,22 @@ def test_a_destination_that_is_down_costs_a_pass_one_try_and_holds_up_no_other(d
     silent.close()
 
 
+def test_an_event_the_receiver_refuses_holds_up_the_others_one_pass_at_most(db, receiver):
+    hook = destination(receiver, kinds=["entered_no1"])
+    deliver(db, hook)
+    app_sweep(db, T[0], APP, {"us": 3, "gb": 2, "jp": 2})
+    app_sweep(db, T[1], APP, dict.fromkeys(["us", "gb", "jp"], 1))
+    receiver.statuses = [400, 200, 200, 400]  # it refuses us's event whenever it comes
+    now = datetime.now(UTC)
+    assert deliver(db, hook, now) == 0  # us refused: the destination waits for the next pass
+    assert deliver(db, hook, now) == 2  # gb and jp, while us waits before its next try
+    assert deliver(db, hook, now + timedelta(seconds=alerts.FIRST_WAIT + 1)) == 0
+    posted = [(b["event"]["country"]) for b in receiver.verified()]
+    assert posted == ["us", "gb", "jp", "us"]
+    states = db.execute("SELECT state, tries, COUNT(*) FROM outbox GROUP BY 1, 2 ORDER BY 1")
+    assert states.fetchall() == [("delivered", 1, 2), ("pending", 2, 1)]
+
+
 def test_monitor_collect_sends_its_sweeps_events(tmp_path, receiver, run_monitor, db_path):
     db = schema.open_db(db_path)
     app_sweep(db, T[0], APP, {"us": 1, "gb": 1})  # the stand-in has other apps at No. 1

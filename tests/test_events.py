@@ -107,7 +107,8 @@ def test_milestones_that_cannot_be_recorded_cost_the_sweep_nothing_and_wait(db, 
     assert f"milestones of sweep {second} not recorded yet" in caplog.text
     assert db.execute("SELECT sweep_id FROM milestones_due").fetchall() == [(second,)]
     said = monitor("status", "--db", schema.database_file(db))
-    assert f"milestones not recorded yet, of sweeps {second}: the next sweep's end will" in said
+    told = f"milestones of sweeps {second} not recorded yet: the next sweep's end records them"
+    assert told in said
     db.execute("DROP TRIGGER full")
     sweep(db, T[2], {"us": 1, "gb": 1, "jp": 1})  # crosses nothing itself
     change = (APP[0], APP[1])
@@ -119,7 +120,7 @@ def test_milestones_that_cannot_be_recorded_cost_the_sweep_nothing_and_wait(db, 
     milestones = "SELECT DISTINCT sweep_id, at FROM events WHERE kind LIKE 'milestone%'"
     assert db.execute(milestones).fetchall() == [(second, T[1])]  # as if recorded at its end
     assert db.execute("SELECT COUNT(*) FROM milestones_due").fetchone() == (0,)
-    assert "milestones not recorded" not in monitor("status", "--db", schema.database_file(db))
+    assert "not recorded yet" not in monitor("status", "--db", schema.database_file(db))
 
 
 def test_the_history_already_stored_gives_the_events_recorded_live(db):
