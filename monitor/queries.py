@@ -618,7 +618,7 @@ _APP_PAGE = """'/-/dashboards/app?app=' || url_quote(p.app_id) || '&at=' || url_
 _EVENT_CASE = (
     "CASE p.kind " + " ".join(f"WHEN '{k}' THEN {w}" for k, w in _EVENT_WORDS.items()) + " END"
 )
-_COUNTRY_FILTER = "(nullif(:country, '') IS NULL OR {country} = lower(trim(:country)))"
+_IN_COUNTRY = "(nullif(:country, '') IS NULL OR e.country = lower(trim(:country)))"
 _FEED_FILTERS = """(nullif(:chart, '') IS NULL OR {chart} = trim(:chart))
     AND (nullif(:kind, '') IS NULL OR {event}.kind = trim(:kind))
     AND (nullif(:before, '') IS NULL OR {event}.id < CAST(:before AS INTEGER))"""
@@ -666,7 +666,7 @@ EVENTS_FEED = f"""WITH {_MATCHES},
 picked AS MATERIALIZED (
   SELECT * FROM (SELECT e.* FROM events e
     WHERE nullif(:app, '') IS NOT NULL AND e.app_id IN (SELECT app_id FROM target)
-      AND {_COUNTRY_FILTER.format(country="e.country")} AND {_IN_EVENTS}
+      AND {_IN_COUNTRY} AND {_IN_EVENTS}
     ORDER BY e.id + 0 DESC LIMIT {FEED_LIMIT})
   UNION ALL
   SELECT * FROM (SELECT e.* FROM events e

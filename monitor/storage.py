@@ -167,7 +167,7 @@ def record(
     A failed response's body is kept within ``caps``. Return the snapshot id, or None
     for a failure.
     """
-    raw = _pack(result.raw) if result.raw is not None else None  # compressed before its writes
+    raw = _pack(result.raw) if result.raw is not None else None  # compressed before the write lock
     with writing(db):
         chart_id = _chart_id(db, result.req)
         if result.listing is not None:

@@ -451,7 +451,7 @@ def test_an_event_the_receiver_refuses_holds_up_the_others_one_pass_at_most(db, 
     assert deliver(db, hook, now) == 0  # us refused: the destination waits for the next pass
     assert deliver(db, hook, now) == 2  # gb and jp, while us waits before its next try
     assert deliver(db, hook, now + timedelta(seconds=alerts.FIRST_WAIT + 1)) == 0
-    posted = [(b["event"]["country"]) for b in receiver.verified()]
+    posted = [b["event"]["country"] for b in receiver.verified()]
     assert posted == ["us", "gb", "jp", "us"]
     states = db.execute("SELECT state, tries, COUNT(*) FROM outbox GROUP BY 1, 2 ORDER BY 1")
     assert states.fetchall() == [("delivered", 1, 2), ("pending", 2, 1)]
