@@ -9,7 +9,9 @@ outbox kept in the database, so that none is lost to a restart:
 - ``deliver_due`` posts what is due, one request at a time, outside any transaction,
   and records each try in ``deliveries``. A failed try is retried later, waiting twice
   as long each time, until MAX_TRIES; then the event is marked failed for it. A
-  destination that fails a try is left until the next pass.
+  destination that fails a try is left until the next pass. An event still waiting
+  EXPIRES_AFTER after it was queued is marked expired, untried or not: a destination
+  down for days leaves a day's events waiting, not every event since it went down.
 
 The body is signed with the destination's secret: ``X-Monitor-Signature: sha256=<hex>``
 is the HMAC-SHA256 of the raw body. ``X-Monitor-Event-Id`` is the event's id, the same
@@ -63,11 +65,13 @@ class _HidePostedPaths(logging.Filter):
 
 logging.getLogger("httpx").addFilter(_HidePostedPaths())
 FORMATS = ("json", "slack", "discord")
+STATES = ("pending", "delivered", "failed", "expired")  # an event's, in the outbox
 SIGNATURE_HEADER = "X-Monitor-Signature"
 EVENT_HEADER = "X-Monitor-Event-Id"
 MAX_TRIES = 12
 FIRST_WAIT = 5.0  # seconds before the first retry; then twice as long each time
 LONGEST_WAIT = 3600.0
+EXPIRES_AFTER = timedelta(hours=24)  # from being queued to being given up on, if not sent
 TIMEOUT = 5.0  # seconds for one try, from connecting to the end of the answer read
 BATCH = 200  # events taken into the outbox, and deliveries read, at a time
 ANSWER_KEPT = 200  # characters of an answer kept in deliveries
@@ -244,6 +248,7 @@ def _enqueue_batch(db: Database, alert: Alert, now: str) -> int | None:
                     "state": "pending",
                     "tries": 0,
                     "next_try_at": now,
+                    "queued_at": now,
                 }
                 for row in wanted
             ),
@@ -282,13 +287,15 @@ def deliver_due(
     now: datetime,
     stop: threading.Event | None = None,
 ) -> int:
-    """Try each delivery that is due by now once, oldest event first, BATCH read at a
-    time, until stop is set; return how many succeeded.
+    """Mark expired what waited past EXPIRES_AFTER, then try each delivery that is due by
+    now once, oldest event first, BATCH read at a time, until stop is set; return how many
+    succeeded.
 
     A destination that fails a try is tried no more in this pass: one that is down costs
     a pass one try (at most the timeout), not one for each event due, and its events wait
     for a later pass in their order.
     """
+    _expire(db, now)
     by_name = {alert.name: alert for alert in alerts}
     delivered, past = 0, (0, "")
     while by_name and (due := _due(db, list(by_name), now, past)):
@@ -304,6 +311,23 @@ def deliver_due(
                 del by_name[destination]
         past = due[-1][:2]
     return delivered
+
+
+def _expire(db: Database, now: datetime) -> None:
+    """Mark expired the events waiting past EXPIRES_AFTER since they were queued, and say
+    how many, by destination."""
+    before = utc_iso(now - EXPIRES_AFTER)
+    waiting = "WHERE state = 'pending' AND queued_at < ?"
+    with writing(db):
+        counts = f"SELECT destination, COUNT(*) FROM outbox {waiting} GROUP BY 1"
+        for destination, count in db.execute(counts, [before]).fetchall():
+            log.warning(
+                "webhooks: %d events for %s waited over %d h and are given up on (expired)",
+                count,
+                destination,
+                int(EXPIRES_AFTER.total_seconds() // 3600),
+            )
+        db.execute(f"UPDATE outbox SET state = 'expired' {waiting}", [before])
 
 
 def _due(

@@ -304,9 +304,11 @@ TABLES: dict[str, dict[str, Any]] = {
         "columns": {
             "event_id": "The event",
             "destination": "The [[alerts]] table's name",
-            "state": "pending, delivered, or failed (after the last try)",
+            "state": "pending, delivered, failed (after the last try), or expired (not "
+            "delivered within a day of being queued)",
             "tries": "Tries so far",
             "next_try_at": "When a pending one is tried next, UTC",
+            "queued_at": "When the event entered the outbox, UTC",
         },
     },
     "alert_cursors": {

@@ -401,6 +401,19 @@ def m013_milestones_due(db: Database) -> None:
     db.table("milestones_due").create({"sweep_id": int}, pk="sweep_id")
 
 
+@migrations()
+def m014_outbox_queued_at(db: Database) -> None:
+    """Keep when each event entered the webhooks' outbox, for one waiting past a day to be
+    given up on (monitor.alerts). An event queued before is taken as queued at its first
+    try, or where it was never tried, when it was first due."""
+    db.table("outbox").add_column("queued_at", str)
+    db.execute(
+        "UPDATE outbox SET queued_at = coalesce((SELECT MIN(tried_at) FROM deliveries "
+        "WHERE deliveries.destination = outbox.destination "
+        "AND deliveries.event_id = outbox.event_id), next_try_at)"
+    )
+
+
 def open_db(path: str | Path) -> Database:
     """Open (creating if need be) the database in WAL mode, with migrations applied.
 

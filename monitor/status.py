@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from monitor import alerts
 from monitor.config import RawCaps
 from monitor.diagnosis import store_hints, storefront_list
 from monitor.errors import SWEEP_KINDS
@@ -58,7 +59,8 @@ class Status:
     attempted: dict[str, list[str]]  # per store, the storefronts these sweeps attempted
     hints: dict[str, str]  # per store every chart of which failed alike in the last sweep
     raw: RawKept
-    # Per webhook destination (by name), its events by state: pending, delivered, failed.
+    # Per webhook destination (by name), its events by state: pending, delivered, failed,
+    # expired.
     deliveries: dict[str, dict[str, int]]
     # What each host got in the last sweep that ended: limits, rate, slow-downs.
     hosts: list[dict[str, Any]]
@@ -126,7 +128,7 @@ def _deliveries(db: Database) -> dict[str, dict[str, int]]:
     for destination, state, count in db.execute(
         "SELECT destination, state, COUNT(*) FROM outbox GROUP BY destination, state"
     ):
-        found.setdefault(destination, {"pending": 0, "delivered": 0, "failed": 0})[state] = count
+        found.setdefault(destination, dict.fromkeys(alerts.STATES, 0))[state] = count
     return found
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from itertools import pairwise
 
 import feedparser
 import pytest
+from sqlite_utils import Database
 
 from conftest import wait_for
 from helpers import get, query
@@ -31,6 +33,7 @@ from monitor.config import Alert
 from monitor.errors import UsageError
 from monitor.events import THRESHOLDS
 from monitor.reference import storefronts_175
+from monitor.sources.payload import utc_iso
 from standin import App
 
 APP = ("6737597349", "DeepSeek")
@@ -109,9 +112,14 @@ def destination(receiver, **wanted) -> Alert:
 
 
 def deliver(db, hook, now=None, timeout=5.0) -> int:
-    alerts.enqueue(db, [hook], T[0])
+    now = now or datetime.now(UTC)
+    alerts.enqueue(db, [hook], utc_iso(now))
     with alerts.Poster(timeout) as http:
-        return alerts.deliver_due(db, [hook], http, now or datetime.now(UTC))
+        return alerts.deliver_due(db, [hook], http, now)
+
+
+def now_iso() -> str:
+    return utc_iso(datetime.now(UTC))
 
 
 def test_each_event_wanted_is_sent_once_signed_and_a_new_destination_skips_the_past(db, receiver):
@@ -217,10 +225,10 @@ def test_a_destination_url_never_reaches_the_log(db, receiver, caplog):
     hook = alerts.parse(
         [{"name": "slack", "url": f"{receiver.url}/{token}?key={token}", "secret": SECRET}], "t"
     )[0]
-    alerts.enqueue(db, [hook], T[0])  # from now on
+    alerts.enqueue(db, [hook], now_iso())  # from now on
     app_sweep(db, T[0], APP, {"us": 3})
     app_sweep(db, T[1], APP, {"us": 1})
-    alerts.enqueue(db, [hook], T[1])
+    alerts.enqueue(db, [hook], now_iso())
     with alerts.Poster() as http:
         assert alerts.deliver_due(db, [hook], http, datetime.now(UTC)) > 0
     logged = [record.getMessage() for record in caplog.records]
@@ -321,7 +329,7 @@ def test_status_counts_deliveries_and_nothing_keeps_the_url_or_secret(tmp_path, 
     deliver(db, hook)
     db.close()
     shown = monitor("status", "--db", str(path))
-    assert "webhook newsroom: 1 pending, 1 delivered, 0 failed" in shown.stdout
+    assert "webhook newsroom: 1 pending, 1 delivered, 0 failed, 0 expired" in shown.stdout
     stored = b"".join(file.read_bytes() for file in tmp_path.glob("rankings.db*"))
     assert SECRET.encode() not in stored and receiver.url.encode() not in stored
     assert SECRET not in shown.stdout + shown.stderr and receiver.url not in shown.stdout
@@ -412,10 +420,10 @@ def test_a_climb_to_no_1_in_52_storefronts_reaches_the_receiver_once_each(db, re
 def test_a_removed_destination_waits_without_holding_up_the_others(db, receiver):
     gone = Alert("gone", "http://127.0.0.1:1/hook", SECRET, kinds=("entered_no1",))
     kept = destination(receiver, kinds=["entered_no1"])
-    alerts.enqueue(db, [gone, kept], T[0])
+    alerts.enqueue(db, [gone, kept], now_iso())
     app_sweep(db, T[0], APP, {"us": 3})
     app_sweep(db, T[1], APP, {"us": 1})
-    alerts.enqueue(db, [gone, kept], T[0])
+    alerts.enqueue(db, [gone, kept], now_iso())
     with alerts.Poster() as http:
         assert alerts.deliver_due(db, [kept], http, datetime.now(UTC)) == 1
     states = db.execute("SELECT destination, state, tries FROM outbox ORDER BY destination")
@@ -427,11 +435,11 @@ def test_a_destination_that_is_down_costs_a_pass_one_try_and_holds_up_no_other(d
     port = silent.getsockname()[1]
     down = Alert("down", f"http://127.0.0.1:{port}/hook", SECRET, kinds=("entered_no1",))
     up = destination(receiver, kinds=["entered_no1"])
-    alerts.enqueue(db, [down, up], T[0])
+    alerts.enqueue(db, [down, up], now_iso())
     countries = ["us", "gb", "fr", "de", "jp"]
     app_sweep(db, T[0], APP, dict.fromkeys(countries, 3))
     app_sweep(db, T[1], APP, dict.fromkeys(countries, 1))
-    alerts.enqueue(db, [down, up], T[0])
+    alerts.enqueue(db, [down, up], now_iso())
     with alerts.Poster(timeout=0.5) as http:
         assert alerts.deliver_due(db, [down, up], http, datetime.now(UTC)) == 5
     tries = db.execute("SELECT destination, status, COUNT(*) FROM deliveries GROUP BY 1, 2")
@@ -455,6 +463,51 @@ def test_an_event_the_receiver_refuses_holds_up_the_others_one_pass_at_most(db, 
     assert posted == ["us", "gb", "jp", "us"]
     states = db.execute("SELECT state, tries, COUNT(*) FROM outbox GROUP BY 1, 2 ORDER BY 1")
     assert states.fetchall() == [("delivered", 1, 2), ("pending", 2, 1)]
+
+
+def test_events_waiting_a_day_expire_tried_or_not_and_the_rest_go_out(db, receiver, caplog):
+    hook = destination(receiver, kinds=["entered_no1"])
+    start = datetime.now(UTC)
+    deliver(db, hook, start)
+    app_sweep(db, T[0], APP, {"us": 3, "fr": 3, "gb": 3})
+    app_sweep(db, T[1], APP, {"us": 1, "fr": 1, "gb": 3})
+    receiver.statuses = [503]
+    assert deliver(db, hook, start) == 0  # us fails its try; fr waits, untried
+    app_sweep(db, T[2], APP, {"us": 1, "fr": 1, "gb": 1})
+    receiver.statuses = [503]
+    assert deliver(db, hook, start + timedelta(hours=23)) == 0  # us fails again; gb queued
+    assert deliver(db, hook, start + alerts.EXPIRES_AFTER + timedelta(seconds=1)) == 1
+    assert [b["event"]["country"] for b in receiver.verified()] == ["us", "us", "gb"]
+    states = db.execute(
+        "SELECT country, state, tries FROM outbox JOIN events ON events.id = event_id "
+        "ORDER BY event_id"
+    )
+    assert states.fetchall() == [("us", "expired", 2), ("fr", "expired", 0), ("gb", "delivered", 1)]
+    assert "webhooks: 2 events for newsroom waited over 24 h and are given up on" in caplog.text
+    assert deliver(db, hook, start + timedelta(days=3)) == 0  # nothing comes back
+    assert len(receiver.posts) == 3
+
+
+def test_events_queued_before_their_time_was_kept_take_it_from_their_first_try(tmp_path):
+    older = Database(sqlite3.connect(tmp_path / "older.db"))
+    schema.migrations.apply(older, stop_before="m014_outbox_queued_at")
+    columns = "event_id, destination, state, tries, next_try_at"
+    older.execute(
+        f"INSERT INTO outbox ({columns}) VALUES (1, 'a', 'pending', 2, '2026-01-01T00:00:15Z'),"
+        " (2, 'a', 'pending', 0, '2026-01-01T00:00:09Z')"
+    )
+    older.execute(
+        "INSERT INTO deliveries (event_id, destination, try, tried_at, status) VALUES "
+        "(1, 'a', 1, '2026-01-01T00:00:00Z', 'error'), (1, 'a', 2, '2026-01-01T00:00:05Z', 'error')"
+    )
+    older.conn.commit()
+    older.close()
+    db = schema.open_db(tmp_path / "older.db")
+    assert db.execute("SELECT event_id, queued_at FROM outbox ORDER BY 1").fetchall() == [
+        (1, "2026-01-01T00:00:00Z"),
+        (2, "2026-01-01T00:00:09Z"),
+    ]
+    db.close()
 
 
 def test_monitor_collect_sends_its_sweeps_events(tmp_path, receiver, run_monitor, db_path):
