@@ -10,8 +10,9 @@ outbox kept in the database, so that none is lost to a restart:
   and records each try in ``deliveries``. A failed try is retried later, waiting twice
   as long each time, until MAX_TRIES; then the event is marked failed for it. A
   destination that fails a try is left until the next pass. An event still waiting
-  EXPIRES_AFTER after it was queued is marked expired, untried or not: a destination
-  down for days leaves a day's events waiting, not every event since it went down.
+  EXPIRES_AFTER after it was queued is marked expired at the next pass, tried or not:
+  a destination down for days leaves a day's events waiting, not every event since it
+  went down.
 
 The body is signed with the destination's secret: ``X-Monitor-Signature: sha256=<hex>``
 is the HMAC-SHA256 of the raw body. ``X-Monitor-Event-Id`` is the event's id, the same
@@ -315,9 +316,11 @@ def deliver_due(
 
 def _expire(db: Database, now: datetime) -> None:
     """Mark expired the events waiting past EXPIRES_AFTER since they were queued, and say
-    how many, by destination."""
+    how many, by destination. The write lock is taken only where some are."""
     before = utc_iso(now - EXPIRES_AFTER)
-    waiting = "WHERE state = 'pending' AND queued_at < ?"
+    waiting = "WHERE state = 'pending' AND coalesce(queued_at, next_try_at) < ?"
+    if db.execute(f"SELECT 1 FROM outbox {waiting} LIMIT 1", [before]).fetchone() is None:
+        return
     with writing(db):
         counts = f"SELECT destination, COUNT(*) FROM outbox {waiting} GROUP BY 1"
         for destination, count in db.execute(counts, [before]).fetchall():
@@ -335,7 +338,7 @@ def _due(
 ) -> list[tuple[int, str, int]]:
     """The next BATCH deliveries due by now after past (an event and a destination),
     oldest event first. Only the destinations configured: those of a removed table wait
-    for it."""
+    for it, until they expire."""
     return db.execute(
         "SELECT event_id, destination, tries FROM outbox WHERE state = 'pending' "
         "AND next_try_at <= ? AND destination IN (SELECT value FROM json_each(?)) "
@@ -374,9 +377,11 @@ def _try(db: Database, alert: Alert, http: Poster, event: Mapping[str, Any], tri
             }
         )
         db.execute(
-            "UPDATE outbox SET state = ?, tries = ?, next_try_at = ? "
-            "WHERE event_id = ? AND destination = ?",
-            [state, tries, utc_iso(started + timedelta(seconds=wait)), event["id"], alert.name],
+            # A failed try leaves expired an event that another process's pass expired
+            # while it was under way.
+            "UPDATE outbox SET state = CASE WHEN ? OR state = 'pending' THEN ? ELSE state END, "
+            "tries = ?, next_try_at = ? WHERE event_id = ? AND destination = ?",
+            [ok, state, tries, utc_iso(started + timedelta(seconds=wait)), event["id"], alert.name],
         )
     return int(ok)
 

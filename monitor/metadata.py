@@ -308,7 +308,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "delivered within a day of being queued)",
             "tries": "Tries so far",
             "next_try_at": "When a pending one is tried next, UTC",
-            "queued_at": "When the event entered the outbox, UTC",
+            "queued_at": "When the event entered the outbox, UTC (for one queued before "
+            "this was kept, its first try)",
         },
     },
     "alert_cursors": {

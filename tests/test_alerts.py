@@ -476,16 +476,51 @@ def test_events_waiting_a_day_expire_tried_or_not_and_the_rest_go_out(db, receiv
     app_sweep(db, T[2], APP, {"us": 1, "fr": 1, "gb": 1})
     receiver.statuses = [503]
     assert deliver(db, hook, start + timedelta(hours=23)) == 0  # us fails again; gb queued
+    db.execute(  # another destination's event, given up on after its last try
+        "INSERT INTO outbox (event_id, destination, state, tries, next_try_at, queued_at) "
+        "SELECT MIN(id), 'other', 'failed', 12, ?, ? FROM events",
+        [utc_iso(start), utc_iso(start)],
+    )
+    db.conn.commit()
     assert deliver(db, hook, start + alerts.EXPIRES_AFTER + timedelta(seconds=1)) == 1
     assert [b["event"]["country"] for b in receiver.verified()] == ["us", "us", "gb"]
-    states = db.execute(
-        "SELECT country, state, tries FROM outbox JOIN events ON events.id = event_id "
-        "ORDER BY event_id"
-    )
-    assert states.fetchall() == [("us", "expired", 2), ("fr", "expired", 0), ("gb", "delivered", 1)]
     assert "webhooks: 2 events for newsroom waited over 24 h and are given up on" in caplog.text
+    ended = [
+        ("newsroom", "us", "expired", 2),
+        ("other", "us", "failed", 12),
+        ("newsroom", "fr", "expired", 0),
+        ("newsroom", "gb", "delivered", 1),
+    ]
+    assert outbox(db) == ended
     assert deliver(db, hook, start + timedelta(days=3)) == 0  # nothing comes back
-    assert len(receiver.posts) == 3
+    assert len(receiver.posts) == 3 and outbox(db) == ended
+
+
+def outbox(db) -> list[tuple]:
+    return db.execute(
+        "SELECT destination, country, state, tries FROM outbox "
+        "JOIN events ON events.id = event_id ORDER BY event_id, destination"
+    ).fetchall()
+
+
+def test_a_try_that_fails_leaves_an_event_another_pass_expired_meanwhile(db, receiver, tmp_path):
+    hook = destination(receiver, kinds=["entered_no1"])
+    start = datetime.now(UTC)
+    deliver(db, hook, start)
+    app_sweep(db, T[0], APP, {"us": 3})
+    app_sweep(db, T[1], APP, {"us": 1})
+    alerts.enqueue(db, [hook], utc_iso(start))
+    receiver.statuses, receiver.hang = [503], 1.0
+    trying = threading.Thread(target=deliver, args=(db, hook, start))
+    trying.start()
+    wait_for(lambda: receiver.arrived, 10, "the try")
+    other = schema.open_db(tmp_path / "rankings.db")  # as another process's pass, a day on
+    with alerts.Poster() as http:
+        assert alerts.deliver_due(other, [hook], http, start + timedelta(days=1, seconds=1)) == 0
+    other.close()
+    trying.join()
+    assert outbox(db) == [("newsroom", "us", "expired", 1)]
+    assert db.execute("SELECT http_status FROM deliveries").fetchall() == [(503,)]
 
 
 def test_events_queued_before_their_time_was_kept_take_it_from_their_first_try(tmp_path):
@@ -494,18 +529,24 @@ def test_events_queued_before_their_time_was_kept_take_it_from_their_first_try(t
     columns = "event_id, destination, state, tries, next_try_at"
     older.execute(
         f"INSERT INTO outbox ({columns}) VALUES (1, 'a', 'pending', 2, '2026-01-01T00:00:15Z'),"
-        " (2, 'a', 'pending', 0, '2026-01-01T00:00:09Z')"
+        " (2, 'a', 'pending', 0, '2026-01-01T00:00:09Z'),"
+        " (1, 'b', 'delivered', 1, '2026-01-01T00:00:04Z')"
     )
     older.execute(
         "INSERT INTO deliveries (event_id, destination, try, tried_at, status) VALUES "
-        "(1, 'a', 1, '2026-01-01T00:00:00Z', 'error'), (1, 'a', 2, '2026-01-01T00:00:05Z', 'error')"
+        "(1, 'a', 1, '2026-01-01T00:00:00Z', 'error'),"
+        " (1, 'a', 2, '2026-01-01T00:00:05Z', 'error'),"
+        " (1, 'b', 1, '2025-12-31T23:59:59Z', 'ok')"
     )
     older.conn.commit()
     older.close()
     db = schema.open_db(tmp_path / "older.db")
-    assert db.execute("SELECT event_id, queued_at FROM outbox ORDER BY 1").fetchall() == [
-        (1, "2026-01-01T00:00:00Z"),
-        (2, "2026-01-01T00:00:09Z"),
+    assert db.execute(
+        "SELECT event_id, destination, queued_at FROM outbox ORDER BY 1, 2"
+    ).fetchall() == [
+        (1, "a", "2026-01-01T00:00:00Z"),
+        (1, "b", "2025-12-31T23:59:59Z"),
+        (2, "a", "2026-01-01T00:00:09Z"),
     ]
     db.close()
 
