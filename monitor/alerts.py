@@ -1,4 +1,5 @@
-"""Webhooks: each event sent to every destination that wants it, signed, at least once.
+"""Webhooks: each event sent to every destination that wants it, signed, at least once
+within a day.
 
 A destination is an ``[[alerts]]`` table of the config file. Events reach it through an
 outbox kept in the database, so that none is lost to a restart:
