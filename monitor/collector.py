@@ -9,6 +9,7 @@ interrupted by the next one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -32,7 +33,7 @@ from monitor.locks import sweep_lock
 from monitor.politeness import Gate, Gates, HostReport
 from monitor.sources import STORES
 from monitor.sources.payload import utc_iso
-from monitor.validate import check_listing
+from monitor.validate import check_listing, whole_text
 from monitor.writes import writing
 
 log = logging.getLogger("monitor")
@@ -272,8 +273,8 @@ async def _store_each(
             while not results.empty() and len(group) < GROUP_COMMIT:
                 group.append(results.get_nowait())
             done = group[-1] is None
-            stored = [result for result in group if result is not None]
-            await loop.run_in_executor(writer, _store, db, report, stored, caps, trim_log)
+            taken = [result for result in group if result is not None]
+            stored = await loop.run_in_executor(writer, _store, db, report, taken, caps, trim_log)
             for result in stored:
                 on_result(result)
 
@@ -354,7 +355,7 @@ async def fetch(
             req,
             (turn and turn.at) or now(),
             now(),
-            error=str(failure),
+            error=_readable(str(failure)),
             error_kind=failure.kind,
             http_status=answer.status if answer else failure.http_status,
             raw=answer.body if answer else None,
@@ -367,7 +368,19 @@ async def fetch(
 
 def _unforeseen(req: ChartRequest, error: Exception) -> FetchError:
     log.error("unforeseen error on %s", req.label(), exc_info=error)
-    return Unexpected(f"unexpected {type(error).__name__}: {error}"[:1000])
+    return Unexpected(f"unexpected {type(error).__name__}: {error}")
+
+
+# The most of an error's text kept: enough for any message, though it may quote what a
+# store sent, which can be of any length.
+ERROR_KEPT = 1_000
+
+
+def _readable(error: str) -> str:
+    """The error's text, bounded, and whole text whatever the store's answer held."""
+    if len(error) > ERROR_KEPT:
+        error = f"{error[:ERROR_KEPT]}… ({len(error):,} characters)"
+    return whole_text(error)
 
 
 def _store(
@@ -376,21 +389,25 @@ def _store(
     group: list[FetchResult],
     caps: RawCaps,
     trim_log: storage.LogTrimmer,
-) -> None:
-    """Store a group of results in one transaction, then count them in the report; on
-    the writer thread. Each result is whole, and the group is stored whole or not at all:
-    a group that fails (a full disk, say) is tried again one result at a time, so that
-    as many are stored as there is room for, and the first that fails ends the sweep."""
+) -> list[FetchResult]:
+    """Store a group of results in one transaction, count them in the report, and return
+    them as stored; on the writer thread. Each result is whole, and the group is stored
+    whole or not at all: a group that fails is tried again one result at a time.
+
+    - On a database error (a full disk, say), as many are stored as there is room for,
+      and the first that fails ends the sweep.
+    - A result that storing cannot take for what it holds, whatever that is, is stored
+      as that chart's failure, as a failure to read it would be.
+    """
     try:
-        with writing(db):
-            for result in group:
-                storage.record(db, report.sweep_id, result, caps)
-    except sqlite3.Error:
-        if len(group) <= 1:
+        _record(db, report.sweep_id, group, caps)
+    except Exception as error:
+        if len(group) > 1:
+            return [stored for one in group for stored in _store(db, report, [one], caps, trim_log)]
+        if isinstance(error, sqlite3.Error):
             raise
-        for result in group:
-            _store(db, report, [result], caps, trim_log)
-        return
+        group = [_unstorable(group[0], error)]
+        _record(db, report.sweep_id, group, caps)
     for result in group:
         del report.pending[result.req]
         if result.listing is None:
@@ -399,6 +416,24 @@ def _store(
             report.ok += 1
             report.entries += len(result.listing.entries)
     trim_log(db)
+    return group
+
+
+def _record(db: Database, sweep_id: int, group: list[FetchResult], caps: RawCaps) -> None:
+    with writing(db):
+        for result in group:
+            storage.record(db, sweep_id, result, caps)
+
+
+def _unstorable(result: FetchResult, error: Exception) -> FetchResult:
+    failure = _unforeseen(result.req, error)
+    return dataclasses.replace(
+        result,
+        listing=None,
+        error=_readable(f"could not be stored: {failure}"),
+        error_kind=failure.kind,
+        raw=None,
+    )
 
 
 def _storage_kind(error: sqlite3.Error) -> str:

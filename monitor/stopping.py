@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -18,8 +19,11 @@ class Stop(threading.Event):
         self.signal: signal.Signals | None = None
 
     def by(self, signum: int) -> None:
-        """Stop because of this signal."""
+        """Stop because of this signal; one that comes once asked already changes nothing."""
+        if self.signal is not None:
+            return
         self.signal = signal.Signals(signum)
+        log.info("%s received: stopping", self.signal.name)
         self.set()
 
     @property
@@ -34,13 +38,27 @@ class Stop(threading.Event):
 
 
 def stop_on_signals() -> Stop:
-    """Return a Stop that SIGTERM or SIGINT sets, instead of killing the process."""
+    """Return a Stop that SIGTERM or SIGINT sets, instead of killing the process.
+
+    A signal's handler runs in the main thread wherever it is, inside the event's own
+    lock too (in wait()), or inside another handler; were it to set the event, it would
+    wait for that lock forever. So the handler only writes the signal down a pipe, which
+    takes no lock, and a thread of its own reads it and sets the event.
+    """
     stop = Stop()
+    read_end, write_end = os.pipe()
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        log.info("%s received: stopping", signal.Signals(signum).name)
-        stop.by(signum)
+        os.write(write_end, bytes([signum]))
 
+    threading.Thread(
+        target=_stop_when_signalled, args=(stop, read_end), name="signals", daemon=True
+    ).start()
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
     return stop
+
+
+def _stop_when_signalled(stop: Stop, read_end: int) -> None:
+    while signum := os.read(read_end, 1):
+        stop.by(signum[0])

@@ -48,6 +48,9 @@ BAD_BYTES = b"\xff\xfe\xfa"
 BAD_MARK = "~^~"
 # A string that a body's JSON carries where a number too long for json.dumps goes.
 NUMBER_MARK = "~#~"
+# Where a name is to end in a lone UTF-16 surrogate, which JSON text can carry as an
+# escape (a name cut between the two halves of an emoji's pair), and no UTF-8 can hold.
+SURROGATE_MARK = "~$$$$~"  # as long as the escape, which takes its place
 FILLER_HEAD = b'{"feed": {"results": ['
 # Where build_inner puts a Play chart's entries; an entry's score is at e[0][4][1].
 PLAY_ENTRIES = (0, 1, 0, 28, 0)
@@ -335,6 +338,7 @@ BODY_FAULTS = frozenset(
         "long-names",
         "non-numeric-id",
         "other-storefront",
+        "lone-surrogate",
     }
 )
 # A Play answer names no storefront, so a Play storefront with this fault stays healthy.
@@ -361,7 +365,9 @@ def apple_answer(fault: str, country: str, depth: int, feed: Callable[[str, int]
             _set_apple_name(one, _long_name())
         elif fault == "non-numeric-id":
             _set_apple_id(one, "abc123")
-    body = _unmark_number(json.dumps(data, ensure_ascii=False)).encode()
+        elif fault == "lone-surrogate":
+            _set_apple_name(one, _apple_name(one) + SURROGATE_MARK)
+    body = _unmark(json.dumps(data, ensure_ascii=False)).encode()
     return 200, {"Content-Type": JSON}, body.replace(BAD_MARK.encode(), BAD_BYTES)
 
 
@@ -411,6 +417,8 @@ def play_body(
             apps[one] = (app_id, _long_name(), developer)
         elif fault == "non-numeric-id":
             apps[one] = ("not a package!", name, developer)
+        elif fault == "lone-surrogate":
+            apps[one] = (app_id, name, developer + SURROGATE_MARK)
     inner = play_payloads.build_inner(apps, collection, category)
     if apps and fault == "huge-number":
         entries = inner
@@ -418,9 +426,17 @@ def play_body(
             entries = entries[step]
         entries[0][0][4][1] = NUMBER_MARK  # the first app's score
     # The number goes into the payload string, whose length the frames then count.
-    payload = _unmark_number(play_payloads.google_json(inner))
+    payload = _unmark(play_payloads.google_json(inner))
     body = play_payloads.frames_body([play_payloads.vyae2_frame(payload)])
     return body.replace(BAD_MARK.encode(), BAD_BYTES)
+
+
+def play_error_frame() -> bytes:
+    """A Google Play answer with no chart, only an error frame whose status is a text a
+    million characters long, with a lone surrogate in it."""
+    status = f"oops{SURROGATE_MARK}" + "x" * 1_000_000
+    body = play_payloads.frames_body([["er", None, None, None, None, status]])
+    return body.replace(SURROGATE_MARK.encode(), rb"\ud800")
 
 
 def _marked(name: str) -> str:
@@ -433,6 +449,7 @@ def _long_name() -> str:
     return ("Long name " * (LONG_NAME_SIZE // 10 + 1))[:LONG_NAME_SIZE]
 
 
-def _unmark_number(text: str) -> str:
-    """Put the bare 5,000-digit number where JSON text carries the number mark."""
-    return text.replace(json.dumps(NUMBER_MARK), HUGE_NUMBER)
+def _unmark(text: str) -> str:
+    """Put the bare 5,000-digit number where JSON text carries the number mark, and the
+    escape of a lone surrogate where it carries the surrogate mark."""
+    return text.replace(json.dumps(NUMBER_MARK), HUGE_NUMBER).replace(SURROGATE_MARK, r"\ud800")

@@ -248,6 +248,7 @@ class StoreStandIn:
             "rate-limited": play_payloads.rate_limited_response,
             "consent": play_payloads.consent_page,
             "captcha": play_payloads.captcha_page,
+            "error-frame": hostile.play_error_frame,
         }
         build = faults.get(
             fault or "", lambda: play_payloads.build_response(apps, collection, category)

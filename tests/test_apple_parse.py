@@ -7,6 +7,7 @@ import pytest
 
 from conftest import FIXTURES
 from helpers import chart
+from monitor.charts import Entry, Listing
 from monitor.errors import InvalidFeed
 from monitor.sources import apple
 from monitor.validate import check_listing
@@ -27,6 +28,35 @@ def test_v2_capture_parses_with_string_id_and_utc_updated():
     ]
     assert listing.entries[0].icon_url.endswith("/100x100bb.png")
     assert listing.updated == "2023-10-05T19:57:28Z"
+
+
+@pytest.mark.parametrize(
+    ("feed", "updated"),
+    [
+        ("v2", "Fri, 31 Dec 9999 23:59:59 -2359"),  # past datetime's last year once in UTC
+        ("legacy", "0001-01-01T00:00:00+23:59"),  # before its first
+    ],
+)
+def test_a_feed_time_beyond_the_calendar_leaves_the_chart_without_one(feed, updated):
+    document = json.loads(read(V2_US if feed == "v2" else LEGACY_JP))
+    if feed == "v2":
+        document["feed"]["updated"] = updated
+    else:
+        document["feed"]["updated"]["label"] = updated
+    req = chart(depth=50) if feed == "v2" else chart(country="jp", chart="top-grossing", depth=1)
+    listing = apple.STORE.parse(req, json.dumps(document).encode())
+    assert listing.updated is None and len(listing.entries) == 1
+
+
+def test_names_keep_a_lone_surrogate_as_a_replacement_mark_and_ids_may_not_hold_one():
+    body = '{"feed": {"results": [{"id": "12", "name": "A\\ud83d", "artistName": "\\udc00D"}]}}'
+    listing = check_listing(chart(), apple.STORE.parse(chart(), body.encode()))
+    assert [(e.name, e.developer) for e in listing.entries] == [("A\ufffd", "\ufffdD")]
+    pair = '{"feed": {"results": [{"id": "12", "name": "A\\ud83d\\ude00", "artistName": "D"}]}}'
+    listing = check_listing(chart(), apple.STORE.parse(chart(), pair.encode()))
+    assert listing.entries[0].name == "A\U0001f600"  # a whole pair is the one character
+    with pytest.raises(InvalidFeed, match="at rank 1 has an app id that is not whole text"):
+        check_listing(chart(), Listing([Entry("1\ud800", "A", "D")], None))  # any store's
 
 
 def test_v2_capture_for_another_storefront_is_rejected():

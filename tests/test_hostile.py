@@ -146,6 +146,45 @@ def test_each_fault_fails_only_its_play_charts(measure, run_monitor, stand_in, f
     assert result.peak_mb < 150, result.peak_mb
 
 
+@pytest.mark.parametrize("store", ["apple", "play"])
+def test_a_name_ending_in_half_a_surrogate_pair_is_kept_with_a_replacement_mark(
+    run_monitor, stand_in, store
+):
+    hostile(stand_in, "lone-surrogate")
+    play = ("--store", "play", "--play-interval", "0") if store == "play" else ()
+    result = run_monitor("collect", "--country", ",".join(SMALL), *play, *BOUNDS)
+    assert result.returncode == 0, result.stderr
+    check_record(run_monitor.db, stand_in, SMALL, (), None, store)
+    column = "developer" if store == "play" else "app_name"
+    for cc in FAULTED:
+        stored = query(
+            run_monitor.db,
+            f"SELECT {column} FROM rankings WHERE country = ? ORDER BY rank",
+            (cc,),
+        )
+        served = (
+            [a.developer for a in stand_in.play_chart(cc, "top-free", None, 100)]
+            if play
+            else [a.name for a in stand_in.chart(cc, "top-free", "iphone", None, 100)]
+        )
+        served[50] += "\ufffd"  # where the lone surrogate was: U+FFFD, as for a broken byte
+        assert [text for (text,) in stored] == served
+
+
+def test_a_play_error_frame_of_any_length_is_kept_short_and_whole(run_monitor, stand_in):
+    stand_in.faults = dict.fromkeys(FAULTED, "error-frame")
+    result = run_monitor(
+        "collect", "--store", "play", "--country", ",".join(SMALL), "--play-interval", "0"
+    )
+    assert result.returncode == 1, result.stderr
+    check_record(run_monitor.db, stand_in, SMALL, FAULTED, "invalid_feed", store="play")
+    said = "no vyAe2 frame in the response: Google Play sent an error (status oops\ufffd"
+    whole = len(f"{said}{'x' * 1_000_000})")
+    for (error,) in query(run_monitor.db, "SELECT error FROM fetches WHERE status = 'error'"):
+        assert error == f"{said}{'x' * (1_000 - len(said))}… ({whole:,} characters)"
+    assert len(result.stdout) + len(result.stderr) < 10_000
+
+
 def test_a_chart_from_another_origin_is_never_stored_or_kept(measure, run_monitor, stand_in):
     hostile(stand_in, "redirect-away")
     result = measure("collect", "--country", ",".join(SMALL), *BOUNDS)

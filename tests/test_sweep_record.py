@@ -6,14 +6,17 @@ from __future__ import annotations
 import re
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from conftest import wait_for
-from helpers import query, settings_at
+from helpers import chart, query, settings_at
 from monitor import collector, schema, selection, storage
+from monitor.charts import Entry, FetchResult, Listing
 from monitor.config import ChartSpec
 from monitor.reference import storefronts_175
 from monitor.sources import apple
@@ -87,7 +90,7 @@ def test_a_stop_stores_every_chart_already_fetched_however_full_the_queue(
 
     def slowly(*args):
         time.sleep(0.2)  # on the writer thread
-        store(*args)
+        return store(*args)
 
     monkeypatch.setattr(collector, "_store", slowly)
     stand_in.hold_after = 12  # the store answers 12 charts; the rest wait until the stop
@@ -212,3 +215,47 @@ def test_a_killed_sweep_is_marked_interrupted_by_the_next(tmp_path, stand_in):
         "SELECT id, status, reason, finished_at IS NOT NULL FROM sweeps"
     ).fetchall() == [(1, "interrupted", schema.INTERRUPTED, 0), (2, "finished", None, 1)]
     db.close()
+
+
+def test_a_result_that_storing_cannot_take_ends_as_its_charts_failure_not_the_sweeps(tmp_path):
+    db = schema.open_db(tmp_path / "rankings.db")
+    sweep_id = storage.begin_sweep(db, "2026-01-01T00:00:00Z")
+    at = ("2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z")
+    good = FetchResult(chart("us"), *at, listing=Listing([Entry("1", "A", "D")], None))
+    # Past every check, a time that no UTF-8 can hold: SQLite refuses it, and not as a
+    # database error.
+    bad = FetchResult(chart("gb"), *at, listing=Listing([Entry("2", "B", "D")], "\ud800"))
+    report = collector.SweepReport(sweep_id, dict.fromkeys([good.req, bad.req]))
+    stored = collector._store(db, report, [good, bad], storage.DEFAULT_CAPS, storage.LogTrimmer())
+    assert [(r.error, r.error_kind) for r in stored] == [
+        (None, None),
+        (
+            "could not be stored: unexpected UnicodeEncodeError: 'utf-8' codec can't encode "
+            "character '\\ud800' in position 0: surrogates not allowed",
+            "unexpected",
+        ),
+    ]
+    assert (report.ok, report.failed, report.pending) == (1, 1, {})
+    assert db.execute(
+        "SELECT country, status, error_kind FROM fetches ORDER BY country"
+    ).fetchall() == [("gb", "error", "unexpected"), ("us", "ok", None)]
+    db.close()
+
+
+# A signal's handler runs in the main thread wherever it is: here, where the stop's own
+# wait() holds the event's lock. Two come, as from a supervisor and a user's Ctrl-C.
+SIGNALLED_INSIDE_THE_LOCK = """
+import signal
+from monitor.stopping import stop_on_signals
+stop = stop_on_signals()
+with stop._cond:
+    signal.raise_signal(signal.SIGTERM)
+    signal.raise_signal(signal.SIGINT)
+print(stop.wait(5), stop.signal.name)
+"""
+
+
+def test_signals_that_come_while_the_stop_holds_its_lock_stop_it_all_the_same():
+    script = [sys.executable, "-c", SIGNALLED_INSIDE_THE_LOCK]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=30)
+    assert done.stdout.split() == ["True", "SIGTERM"], done.stderr

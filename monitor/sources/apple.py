@@ -211,12 +211,12 @@ def _self_href(links: Any) -> str | None:
 def _rfc2822_utc(value: Any) -> str | None:
     try:
         return utc_iso(parsedate_to_datetime(value)) if isinstance(value, str) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a time beyond datetime's years, too
         return None
 
 
 def _iso_utc(value: Any) -> str | None:
     try:
         return utc_iso(datetime.fromisoformat(value)) if isinstance(value, str) else None
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
