@@ -2,10 +2,11 @@
 
 Serves a database (a month of data: ``python bench/storage.py --dir DIR`` keeps one as
 DIR/project.db) in public mode, then in public mode with SQL allowed. In each mode,
-readers fetch the ordinary pages in a loop, first alone (the baseline) and then while
-hostile clients send runaway SQL and the costliest pages. Reports the readers' p50, p95
-and p99, the ratio of p95 under attack to p95 alone, what the hostile requests got and
-how fast, and the server's peak resident memory.
+readers fetch the ordinary pages in a loop, first alone (the baseline), then while
+hostile clients send runaway SQL and the costliest pages, and then while they send the
+same and hang up on each after HANG_UP seconds. Reports the readers' p50, p95 and p99,
+the ratio of p95 under attack to p95 alone, what the hostile requests got and how fast,
+and the server's peak resident memory.
 
     python bench/server.py --db /tmp/month/project.db
     python bench/server.py --db /tmp/month/project.db --seconds 10 --hostile 6
@@ -44,7 +45,11 @@ HOSTILE_PAGES = [
     "/{db}/rankings.json?_next=5000000",
     "/{db}/raw_responses.json",
     "/{db}.db",
+    "/{db}/rankings.json?_nocount=&_size=1",
+    "/{db}/rankings.atom",
+    "/{db}/movers",
 ]
+HANG_UP = 0.1  # seconds a client that hangs up waits for its answer
 
 
 def ordinary_pages(db: Path) -> list[str]:
@@ -107,7 +112,12 @@ async def reader(client: httpx.AsyncClient, pages: list[str], until: float, time
 
 
 async def hostile(
-    client: httpx.AsyncClient, db: str, offset: int, until: float, seen: Counter[str]
+    client: httpx.AsyncClient,
+    db: str,
+    offset: int,
+    until: float,
+    seen: Counter[str],
+    hang_up: bool,
 ):
     requests = [(f"/{db}.json", {"sql": sql}) for sql in HOSTILE_SQL]
     requests += [(page.format(db=db), None) for page in HOSTILE_PAGES]
@@ -117,13 +127,24 @@ async def hostile(
         turn += 1
         started = time.monotonic()
         try:
-            status = str((await client.get(path, params=params)).status_code)
+            async with asyncio.timeout(HANG_UP if hang_up else None):
+                status = str((await client.get(path, params=params)).status_code)
+        except TimeoutError:
+            status = "hung up"
         except httpx.TimeoutException:
             status = "timeout"
         seen[f"{status} in {'<1s' if time.monotonic() - started < 1 else '>=1s'}"] += 1
 
 
-async def phase(port: int, db: str, pages: list[str], readers: int, attackers: int, seconds: float):
+async def phase(
+    port: int,
+    db: str,
+    pages: list[str],
+    readers: int,
+    attackers: int,
+    seconds: float,
+    hang_up: bool,
+):
     times: list[float] = []
     seen: Counter[str] = Counter()
     until = time.monotonic() + seconds
@@ -133,7 +154,7 @@ async def phase(port: int, db: str, pages: list[str], readers: int, attackers: i
     ) as client:
         await asyncio.gather(
             *(reader(client, pages, until, times) for _ in range(readers)),
-            *(hostile(client, db, i * 3, until, seen) for i in range(attackers)),
+            *(hostile(client, db, i * 3, until, seen, hang_up) for i in range(attackers)),
         )
     return times, seen
 
@@ -150,14 +171,17 @@ def measure(db: Path, public_sql: bool, args: argparse.Namespace) -> None:
     try:
         mode = "public, SQL allowed" if public_sql else "public"
         print(f"\n{mode}: {args.readers} readers, {args.seconds:g}s a phase", flush=True)
-        idle, _ = asyncio.run(phase(port, db.stem, pages, args.readers, 0, args.seconds))
+        idle, _ = asyncio.run(phase(port, db.stem, pages, args.readers, 0, args.seconds, False))
         print(f"  alone     {report(idle)}", flush=True)
-        busy, seen = asyncio.run(
-            phase(port, db.stem, pages, args.readers, args.hostile, args.seconds)
-        )
-        print(f"  +{args.hostile} hostile {report(busy)}")
-        print(f"  p95 under attack / alone: {percentiles(busy)[1] / percentiles(idle)[1]:.2f}")
-        print(f"  hostile requests: {dict(sorted(seen.items()))}")
+        for hang_up in (False, True):
+            busy, seen = asyncio.run(
+                phase(port, db.stem, pages, args.readers, args.hostile, args.seconds, hang_up)
+            )
+            how = f"hanging up after {HANG_UP:g}s" if hang_up else "waiting for answers"
+            print(f"  +{args.hostile} hostile, {how}: {report(busy)}")
+            ratio = percentiles(busy)[1] / percentiles(idle)[1]
+            print(f"    p95 under attack / alone: {ratio:.2f}")
+            print(f"    hostile requests: {dict(sorted(seen.items()))}", flush=True)
         print(f"  server peak memory: {peak_rss_mb(server.pid):,.0f} MB")
     finally:
         server.terminate()

@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from monitor import app_page, datasette_leaks, feed, history_pages, queries, readers, reference
 from monitor.dashboard import STATIC, STATIC_URL
+from monitor.hangups import Hangups
 from monitor.health import DEFAULT_MAX_AGE, read_health
 from monitor.metadata import front_tables
 from monitor.metrics import CONTENT_TYPE, exposition
@@ -172,11 +173,11 @@ def _country(code: Any) -> Markup | None:
 @hookimpl
 def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
     """Keep the pages of the history within the time limit (monitor.history_pages), run
-    costly requests one at a time (monitor.turns), and send the app page to its app's
-    id (monitor.app_page)."""
+    costly requests one at a time (monitor.turns), send the app page to its app's id
+    (monitor.app_page), and drop the requests of readers who hung up (monitor.hangups)."""
 
     def wrap(app: Any) -> Any:
         gated = Turns(app, sql_allowed=datasette.metadata("allow_sql") is not False)
-        return app_page.wrap(history_pages.wrap(gated, datasette), datasette)
+        return Hangups(app_page.wrap(history_pages.wrap(gated, datasette), datasette))
 
     return wrap

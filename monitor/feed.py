@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urljoin
 
-from datasette.utils.asgi import Response
+from datasette.utils.asgi import NotFound, Response
 from feedgen.feed import FeedGenerator
 
 COLUMNS = {"atom_id", "atom_updated", "atom_title", "atom_link"}
@@ -34,7 +34,10 @@ def render(
     query_name: str | None,
     database: str,
 ) -> Response:
-    """The rows, newest first, as an Atom feed titled after their canned query."""
+    """The rows, newest first, as an Atom feed titled after their canned query; a 404
+    for rows that are not a feed's entries (a .atom link asked of any other page)."""
+    if not can_render(columns):
+        raise NotFound("These rows are not feed entries: no Atom feed here.")
     page = request.url
     rows = [row for row in rows if row["atom_id"] is not None]  # not an entry: a candidate
     feed = FeedGenerator()

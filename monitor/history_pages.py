@@ -1,7 +1,8 @@
 """The pages of the whole history, kept within the time limit however long it grows.
 
-- Their row count is skipped, unless asked for (``?_nocount=``): counting millions of rows
-  costs more than the page, and grows with the history.
+- Their row count is skipped, in every format, unless asked for (``?_nocount=``, which
+  takes its turn as a costly request: monitor.turns): counting millions of rows costs
+  more than the page, and grows with the history.
 - The rankings page, asked with nothing, opens on the observations of the latest
   complete sweep (``?snapshot_id__gte=``): the newest, in an order that any filter added
   keeps cheap, which a sort of the whole history would not.
@@ -15,7 +16,7 @@ from typing import Any
 from datasette.utils.asgi import Response
 
 HISTORY = ("rankings", "fetches", "events", "snapshots", "runs", "attempts")
-_UNCOUNTED = re.compile(rf"^/[^/]+/({'|'.join(HISTORY)})(\.json|\.csv)?$")
+_UNCOUNTED = re.compile(rf"^/[^/]+/({'|'.join(HISTORY)})(\.\w+)?$")  # in any format
 _RANKINGS_PAGE = re.compile(r"^/([^/]+)/rankings$")
 # The first observation of the latest complete sweep, through the index of fetch times
 # (MATERIALIZED: else SQLite looks for MIN(id) from the first id on, through all history).

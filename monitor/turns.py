@@ -2,8 +2,9 @@
 other threads: a costly request may hold a thread for the whole time limit, and a few
 clients sending them would otherwise hold every thread.
 
-Costly: arbitrary SQL, and table pages asked to sort, facet, search, page on, or filter
-beyond equality (the filters that indexes serve: see schema.RANKINGS_FILTER_INDEXES).
+Costly: arbitrary SQL, and table pages asked to sort, facet, search, page on, filter
+beyond equality (the filters that indexes serve: see schema.RANKINGS_FILTER_INDEXES), or
+count the whole history.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ def costly(scope: dict[str, Any], sql_allowed: bool = True) -> bool:
     """
     if scope["type"] != "http":
         return False
-    keys = parse_qs(scope.get("query_string", b"").decode("latin-1")).keys()
-    if _SQL_PAGE.match(scope["path"]) and "sql" in keys:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    if _SQL_PAGE.match(scope["path"]) and "sql" in query:
         return sql_allowed
-    return any(
+    # A blank _nocount asks for the count a history page skips (monitor.history_pages).
+    return query.get("_nocount") == [""] or any(
         _COSTLY_KEYS.match(key) or ("__" in key and key.rsplit("__", 1)[1] not in _CHEAP_FILTERS)
-        for key in keys
+        for key in query
     )
 
 

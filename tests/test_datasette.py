@@ -330,6 +330,16 @@ def test_pages_of_the_history_leave_out_their_row_count(ds):
 
 
 @pytest.mark.parametrize(
+    "page",
+    ["/rankings/sweeps.atom", "/rankings/rankings.atom", "/rankings/claim.atom?app=deepseek"],
+)
+def test_an_atom_feed_of_rows_that_are_not_entries_is_not_found(ds, page):
+    answer = asyncio.run(ds.client.get(page))
+    assert answer.status_code == 404
+    assert "These rows are not feed entries: no Atom feed here." in answer.text
+
+
+@pytest.mark.parametrize(
     "sql",
     [
         "select randomblob(999999999)",
