@@ -112,13 +112,14 @@ async def _sweep(
     stop: threading.Event | None,
 ) -> SweepReport:
     clock = time.monotonic()
-    reserve.keep(db)
+    room = reserve.keep(db)
     sweep_id, full = _begin(db)
     report = SweepReport(sweep_id, dict.fromkeys(requests))
     try:
         if full:  # the reserve's room is the sweep's ending: none is left for charts
             raise full
-        await _fetch_all(db, report, settings, on_result, stop)
+        if room:  # else what room there is goes to the charts' rows, none fetched
+            await _fetch_all(db, report, settings, on_result, stop)
     except sqlite3.Error as error:
         _end(report, "failed", _storage_problem(error), _storage_kind(error))
     except Exception as error:
@@ -127,7 +128,9 @@ async def _sweep(
         _close(db, report, clock, settings.events.milestones)
         raise
     else:
-        if report.pending:
+        if not room:
+            _end(report, "failed", reserve.NO_ROOM, "disk_full")
+        elif report.pending:
             _end(report, "stopped", getattr(stop, "reason", "stopped"), "stopped")
         else:
             _end(report, "finished", None, None)

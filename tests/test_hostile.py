@@ -284,14 +284,18 @@ def test_a_faulty_storefront_never_stops_the_others_sweep_after_sweep(
 
 @needs_mount_namespace
 def test_a_full_disk_is_said_plainly_and_the_next_sweep_works(tmp_path, monitor_env):
-    """A 1 MB filesystem fills during the first sweep; then it gets room again."""
+    """A 1 MB filesystem fills during the first sweep; then another file leaves it 128 KB
+    for the second, less than the room kept for a sweep's record; then it gets room."""
     mount = tmp_path / "small"
     mount.mkdir()
     monitor = f"{sys.executable} -m monitor"
     script = f"""
         mount -t tmpfs -o size=1m tmpfs {mount}
         {monitor} collect > {tmp_path}/first.out 2>&1; echo $? > {tmp_path}/first.rc
+        dd if=/dev/zero of={mount}/filler bs=4k 2> /dev/null; truncate -s -128K {mount}/filler
+        {monitor} collect > {tmp_path}/full.out 2>&1; echo $? > {tmp_path}/full.rc
         {monitor} status > {tmp_path}/status.out 2>&1
+        rm {mount}/filler
         mount -o remount,size=64m {mount}
         {monitor} collect > {tmp_path}/second.out 2>&1; echo $? > {tmp_path}/second.rc
         cp {mount}/rankings.db {tmp_path}/after.db
@@ -305,14 +309,21 @@ def test_a_full_disk_is_said_plainly_and_the_next_sweep_works(tmp_path, monitor_
     assert read("first.rc").strip() == "3", read("first.out")
     assert "sweep 1 failed (disk full: " in read("first.out")
     assert "Traceback" not in read("first.out")
+    # No room to keep for its record: the second sweep fetches nothing, and what room
+    # there is takes a row for each of its charts.
+    assert read("full.rc").strip() == "3", read("full.out")
+    assert "no chart was fetched" in read("full.out")
     status = read("status.out")
     assert "failed" in status and "disk full: database or disk is full" in status
     assert read("second.rc").strip() == "0", read("second.out")
     after = tmp_path / "after.db"
     assert query(after, "PRAGMA integrity_check") == [("ok",)]
     sweeps = query(after, "SELECT id, status, charts_ok FROM sweeps ORDER BY id")
-    assert [(i, s) for i, s, _ in sweeps] == [(1, "failed"), (2, "finished")]
-    assert sweeps[1][2] == 175
+    assert [(i, s) for i, s, _ in sweeps] == [(1, "failed"), (2, "failed"), (3, "finished")]
+    assert sweeps[1][2] == 0 and sweeps[2][2] == 175
+    assert query(after, "SELECT error_kind, COUNT(*) FROM fetches WHERE sweep_id = 2") == [
+        ("disk_full", 175)
+    ]
     # Nothing partial: every stored chart of the failed sweep is whole.
     assert query(
         after,
