@@ -24,7 +24,8 @@ def whole_text(value: str) -> str:
 
 
 def check_listing(req: ChartRequest, listing: Listing) -> Listing:
-    """Return the listing if it is a whole, plausible chart; raise InvalidFeed if not."""
+    """Return the listing if it is a whole, plausible chart, its texts made whole text;
+    raise InvalidFeed if not."""
     entries = listing.entries
     if not entries:
         raise InvalidFeed("the chart is empty")
@@ -33,18 +34,35 @@ def check_listing(req: ChartRequest, listing: Listing) -> Listing:
     seen: dict[str, int] = {}
     for rank, entry in enumerate(entries, 1):
         _check_lengths(entry, rank)
-        if whole_text(entry.app_id) != entry.app_id:
-            raise InvalidFeed(f"entry at rank {rank} has an app id that is not whole text")
         if entry.app_id in seen:
             raise InvalidFeed(
                 f"app {entry.app_id} appears twice, at ranks {seen[entry.app_id]} and {rank}"
             )
         seen[entry.app_id] = rank
-    return Listing([_shown_whole(entry) for entry in entries], listing.updated)
+    if _all_whole(entries):  # nearly always: one pass over the chart's texts
+        return listing
+    made_whole = [_made_whole(entry, rank) for rank, entry in enumerate(entries, 1)]
+    return Listing(made_whole, listing.updated)
 
 
-def _shown_whole(entry: Entry) -> Entry:
-    """The entry, with the texts kept as the store showed them made whole text."""
+def _all_whole(entries: list[Entry]) -> bool:
+    texts = (text for entry in entries for text in _texts(entry) if text is not None)
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _texts(entry: Entry) -> tuple[str | None, ...]:
+    return (entry.app_id, entry.name, entry.developer, entry.icon_url, entry.url)
+
+
+def _made_whole(entry: Entry, rank: int) -> Entry:
+    """The entry, with the texts kept as the store showed them made whole text; an app
+    id that is not whole text is refused."""
+    if whole_text(entry.app_id) != entry.app_id:
+        raise InvalidFeed(f"entry at rank {rank} has an app id that is not whole text")
     return dataclasses.replace(
         entry,
         name=whole_text(entry.name),
