@@ -5,7 +5,8 @@ thread, or for their turn (monitor.turns), and then run. A reader who sends requ
 and hangs up at once would so build a queue that every other reader waits behind, for
 as long as the requests it left would take. Here each request listens for its client's
 hang-up while it is answered, and is cancelled when it comes: a query still waiting for
-a thread or a turn is then never run. One already running ends within the time limit.
+a thread or a turn is then never run. One already running ends within the time limit,
+and holds its turn until then (monitor.turns).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ class Hangups:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # One message waits at most: a body the request does not read is not read from
+        # its client either (its hang-up then goes unseen; its request ends as ever).
+        messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1)
         answer = asyncio.ensure_future(self.app(scope, messages.get, send))
         listener = asyncio.ensure_future(_listen(receive, messages, answer))
         try:
@@ -35,7 +38,9 @@ class Hangups:
                 raise
         finally:
             listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A server that failed to give a message has nothing more to give: the
+            # request went on without it.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await listener
 
 
@@ -43,7 +48,7 @@ async def _listen(receive: Any, messages: asyncio.Queue[dict[str, Any]], answer:
     """Pass the client's messages on to the request; on its hang-up, cancel the request."""
     while True:
         message = await receive()
-        messages.put_nowait(message)
         if message["type"] == "http.disconnect":
             answer.cancel()
             return
+        await messages.put(message)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qs
 
 from datasette.utils.asgi import Response
 
@@ -38,11 +39,15 @@ def wrap(app: Any, datasette: Any) -> Any:
                     location = f"{scope['path']}?snapshot_id__gte={first}"
                     await Response.redirect(location).asgi_send(send)
                     return
-            if _UNCOUNTED.match(scope["path"]) and b"_nocount" not in query:
+            if _UNCOUNTED.match(scope["path"]) and "_nocount" not in _keys(query):
                 scope = {**scope, "query_string": query + (b"&" if query else b"") + b"_nocount=1"}
         await app(scope, receive, send)
 
     return history_page
+
+
+def _keys(query: bytes) -> set[str]:
+    return set(parse_qs(query.decode("latin-1"), keep_blank_values=True))
 
 
 async def _latest_sweep_first(datasette: Any, database: str) -> int | None:

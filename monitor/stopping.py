@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger("monitor")
 
@@ -43,22 +44,36 @@ def stop_on_signals() -> Stop:
     A signal's handler runs in the main thread wherever it is, inside the event's own
     lock too (in wait()), or inside another handler; were it to set the event, it would
     wait for that lock forever. So the handler only writes the signal down a pipe, which
-    takes no lock, and a thread of its own reads it and sets the event.
+    takes no lock, and a thread of its own reads it and sets the latest Stop made here.
     """
     stop = Stop()
-    read_end, write_end = os.pipe()
+    write_end = _signals_pipe(stop)
 
     def handle(signum: int, frame: FrameType | None) -> None:
         os.write(write_end, bytes([signum]))
 
-    threading.Thread(
-        target=_stop_when_signalled, args=(stop, read_end), name="signals", daemon=True
-    ).start()
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
     return stop
 
 
-def _stop_when_signalled(stop: Stop, read_end: int) -> None:
+# The process's pipe of signals and the Stop its thread sets: one pipe and one thread a
+# process, however many times stop_on_signals is called.
+_signals: dict[str, Any] = {}
+
+
+def _signals_pipe(stop: Stop) -> int:
+    """Make the latest Stop the one signals set; return the pipe's end to write them to."""
+    _signals["stop"] = stop
+    if _signals.get("pid") != os.getpid():  # none yet, or a forked child's parent's
+        read_end, write_end = os.pipe()
+        _signals.update(pid=os.getpid(), write_end=write_end)
+        threading.Thread(
+            target=_stop_when_signalled, args=(read_end,), name="signals", daemon=True
+        ).start()
+    return int(_signals["write_end"])
+
+
+def _stop_when_signalled(read_end: int) -> None:
     while signum := os.read(read_end, 1):
-        stop.by(signum[0])
+        _signals["stop"].by(signum[0])

@@ -34,12 +34,16 @@ def costly(scope: dict[str, Any], sql_allowed: bool = True) -> bool:
     if scope["type"] != "http":
         return False
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    if _SQL_PAGE.match(scope["path"]) and "sql" in query:
+    # Datasette reads a parameter's first value; a blank one asks for nothing, except a
+    # blank _nocount, which asks for the count a history page skips (history_pages).
+    if query.get("_nocount", [None])[0] == "":
+        return True
+    asked = [key for key, values in query.items() if values[0]]
+    if _SQL_PAGE.match(scope["path"]) and "sql" in asked:
         return sql_allowed
-    # A blank _nocount asks for the count a history page skips (monitor.history_pages).
-    return query.get("_nocount") == [""] or any(
+    return any(
         _COSTLY_KEYS.match(key) or ("__" in key and key.rsplit("__", 1)[1] not in _CHEAP_FILTERS)
-        for key in query
+        for key in asked
     )
 
 
@@ -60,10 +64,16 @@ class Turns:
         except TimeoutError:
             await _busy(send)
             return
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.turn.release()
+        # The turn is held until the work is done, even where the request is cancelled
+        # (its reader hung up: monitor.hangups): its query goes on in Datasette's thread.
+        work = asyncio.ensure_future(self.app(scope, receive, send))
+        work.add_done_callback(self._done)
+        await asyncio.shield(work)
+
+    def _done(self, work: asyncio.Future[None]) -> None:
+        self.turn.release()
+        if not work.cancelled():
+            work.exception()  # raised to the request, unless its reader has gone
 
 
 async def _busy(send: Any) -> None:

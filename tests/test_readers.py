@@ -8,7 +8,7 @@ import sqlite3
 import time
 import zlib
 from contextlib import closing
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
@@ -164,6 +164,55 @@ def test_the_queries_of_readers_who_hung_up_are_dropped_not_run(path, spawn_moni
     assert answer.status_code == 200, answer.text
 
 
+async def _hang_up_after(app, path: str, params: dict, seconds: float | None) -> float:
+    """Ask the app as a server would, the reader hanging up after seconds (or never);
+    return how long until the app was done with it."""
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": urlencode(params).encode(),
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "root_path": "",
+    }
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600 if seconds is None else seconds)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        pass
+
+    started = time.monotonic()
+    await app(scope, receive, send)
+    return time.monotonic() - started
+
+
+def test_a_costly_query_holds_its_turn_until_it_ends_though_its_reader_hung_up(path, served):
+    app = served(path, public=True, public_sql=True).app()
+
+    async def both():
+        gone = asyncio.ensure_future(
+            _hang_up_after(app, "/rankings.json", {"sql": RUNAWAY}, seconds=0.05)
+        )
+        await asyncio.sleep(0.2)  # the runaway query runs on, its reader gone
+        waited = await _hang_up_after(app, "/rankings.json", {"sql": "select 1"}, None)
+        await gone
+        return waited
+
+    # The second query waits for the first to reach the 1 s time limit, not just for its
+    # reader to hang up: one costly query at a time, whoever is still listening.
+    assert asyncio.run(both()) > 0.5
+
+
 def _answered(url: str) -> bool:
     try:
         return httpx.get(url, timeout=5).status_code == 200
@@ -185,7 +234,9 @@ def _answered(url: str) -> bool:
         ("/rankings/labels", "_search=x", True),
         ("/rankings/rankings.json", "_next=5000000", True),
         ("/rankings/rankings.json", "_nocount=&_size=1", True),  # a count of the history
+        ("/rankings/rankings.json", "%5Fnocount=&_nocount=1", True),  # the first counts
         ("/rankings/rankings.json", "_nocount=1&_size=1", False),
+        ("/rankings/rankings", "country__exact=us&_sort=&app_name__contains=", False),
         ("/rankings/claim", "app=1&sql=x", False),  # a canned query's parameters
         ("/-/health", "", False),
     ],
