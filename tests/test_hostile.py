@@ -284,18 +284,14 @@ def test_a_faulty_storefront_never_stops_the_others_sweep_after_sweep(
 
 @needs_mount_namespace
 def test_a_full_disk_is_said_plainly_and_the_next_sweep_works(tmp_path, monitor_env):
-    """A 1 MB filesystem fills during the first sweep; then another file leaves it 128 KB
-    for the second, less than the room kept for a sweep's record; then it gets room."""
+    """A 1 MB filesystem fills during the first sweep; then it gets room again."""
     mount = tmp_path / "small"
     mount.mkdir()
     monitor = f"{sys.executable} -m monitor"
     script = f"""
         mount -t tmpfs -o size=1m tmpfs {mount}
         {monitor} collect > {tmp_path}/first.out 2>&1; echo $? > {tmp_path}/first.rc
-        dd if=/dev/zero of={mount}/filler bs=4k 2> /dev/null; truncate -s -128K {mount}/filler
-        {monitor} collect > {tmp_path}/full.out 2>&1; echo $? > {tmp_path}/full.rc
         {monitor} status > {tmp_path}/status.out 2>&1
-        rm {mount}/filler
         mount -o remount,size=64m {mount}
         {monitor} collect > {tmp_path}/second.out 2>&1; echo $? > {tmp_path}/second.rc
         cp {mount}/rankings.db {tmp_path}/after.db
@@ -309,27 +305,52 @@ def test_a_full_disk_is_said_plainly_and_the_next_sweep_works(tmp_path, monitor_
     assert read("first.rc").strip() == "3", read("first.out")
     assert "sweep 1 failed (disk full: " in read("first.out")
     assert "Traceback" not in read("first.out")
-    # No room to keep for its record: the second sweep fetches nothing, and what room
-    # there is takes a row for each of its charts.
-    assert read("full.rc").strip() == "3", read("full.out")
-    assert "no chart was fetched" in read("full.out")
     status = read("status.out")
     assert "failed" in status and "disk full: database or disk is full" in status
     assert read("second.rc").strip() == "0", read("second.out")
     after = tmp_path / "after.db"
     assert query(after, "PRAGMA integrity_check") == [("ok",)]
     sweeps = query(after, "SELECT id, status, charts_ok FROM sweeps ORDER BY id")
-    assert [(i, s) for i, s, _ in sweeps] == [(1, "failed"), (2, "failed"), (3, "finished")]
-    assert sweeps[1][2] == 0 and sweeps[2][2] == 175
-    assert query(after, "SELECT error_kind, COUNT(*) FROM fetches WHERE sweep_id = 2") == [
-        ("disk_full", 175)
-    ]
+    assert [(i, s) for i, s, _ in sweeps] == [(1, "failed"), (2, "finished")]
+    assert sweeps[1][2] == 175
     # Nothing partial: every stored chart of the failed sweep is whole.
     assert query(
         after,
         "SELECT COUNT(*) FROM (SELECT snapshot_id FROM rankings GROUP BY snapshot_id "
         "HAVING COUNT(*) != 100)",
     ) == [(0,)]
+
+
+@needs_mount_namespace
+def test_a_sweep_without_room_for_its_record_fetches_nothing(tmp_path, monitor_env):
+    """After a sweep that finished (its log truncated, so SQLite needs no room of its own
+    to begin), its reserve is gone, as a sweep that found the disk full leaves it, and
+    another file leaves 200 KB free: less than the 256 KB kept for a sweep's record,
+    enough for the rows that say why each chart was not fetched."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    monitor = f"{sys.executable} -m monitor"
+    script = f"""
+        mount -t tmpfs -o size=16m tmpfs {mount}
+        {monitor} collect > /dev/null 2>&1
+        rm {mount}/rankings.db.reserve
+        dd if=/dev/zero of={mount}/filler bs=4k 2> /dev/null; truncate -s -200K {mount}/filler
+        {monitor} collect > {tmp_path}/full.out 2>&1; echo $? > {tmp_path}/full.rc
+        rm {mount}/filler
+        {monitor} collect > /dev/null 2>&1
+        cp {mount}/rankings.db {tmp_path}/after.db
+    """
+    env = {**monitor_env, "MONITOR_DB": str(mount / "rankings.db")}
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, check=True, timeout=120)
+    full = (tmp_path / "full.out").read_text()
+    assert (tmp_path / "full.rc").read_text().strip() == "3", full
+    assert "no chart was fetched" in full
+    after = tmp_path / "after.db"
+    sweeps = query(after, "SELECT id, status, charts_ok FROM sweeps ORDER BY id")
+    assert sweeps == [(1, "finished", 175), (2, "failed", 0), (3, "finished", 175)]
+    assert query(after, "SELECT error_kind, COUNT(*) FROM fetches WHERE sweep_id = 2") == [
+        ("disk_full", 175)
+    ]
 
 
 @needs_mount_namespace
