@@ -13,28 +13,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+# Requests with no body to read: the reader's next message can only be its hang-up.
+_BODILESS = ("GET", "HEAD")
+_EMPTY = {"type": "http.request", "body": b"", "more_body": False}
+_GONE = {"type": "http.disconnect"}
 
 
 class Hangups:
-    """ASGI middleware: cancel a request's handling once its client has hung up."""
+    """ASGI middleware: cancel a request's handling once its client has hung up. Pages
+    alone (GET, HEAD): a request with a body (a note saved) passes as it is."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] not in _BODILESS:
             await self.app(scope, receive, send)
             return
-        # One message waits at most: a body the request does not read is not read from
-        # its client either (its hang-up then goes unseen; its request ends as ever).
-        messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1)
-        answer = asyncio.ensure_future(self.app(scope, messages.get, send))
-        listener = asyncio.ensure_future(_listen(receive, messages, answer))
+        gone = asyncio.Event()
+        answer = asyncio.ensure_future(self.app(scope, _bodiless(gone), send))
+        listener = asyncio.ensure_future(_listen(receive, gone, answer))
         try:
             await answer
         except asyncio.CancelledError:
-            if not listener.done():  # cancelled from outside, not for a hang-up
+            if not gone.is_set():  # cancelled from outside, not for a hang-up
                 raise
         finally:
             listener.cancel()
@@ -44,11 +49,28 @@ class Hangups:
                 await listener
 
 
-async def _listen(receive: Any, messages: asyncio.Queue[dict[str, Any]], answer: Any) -> None:
-    """Pass the client's messages on to the request; on its hang-up, cancel the request."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            answer.cancel()
+def _bodiless(gone: asyncio.Event) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """The messages a page's request is given: its empty body, then, once its reader has
+    gone, the hang-up (to work that outlives the request, as a costly query does)."""
+    given = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return _EMPTY
+        await gone.wait()
+        return _GONE
+
+    return receive
+
+
+async def _listen(receive: Any, gone: asyncio.Event, answer: Any) -> None:
+    """Wait for the reader's hang-up, and cancel the request when it comes. A body sent
+    with a page's request is left unread, as the server leaves it: that hang-up goes
+    unseen, and the request ends as ever."""
+    while (message := await receive())["type"] == "http.request":
+        if message.get("more_body"):
             return
-        await messages.put(message)
+    gone.set()
+    answer.cancel()

@@ -16,7 +16,7 @@ import pytest
 import scenario
 from conftest import free_port, wait_for
 from helpers import chart
-from monitor import readers, schema, storage, turns
+from monitor import hangups, readers, schema, storage, turns
 from monitor.charts import FetchResult
 
 
@@ -211,6 +211,26 @@ def test_a_costly_query_holds_its_turn_until_it_ends_though_its_reader_hung_up(p
     # The second query waits for the first to reach the 1 s time limit, not just for its
     # reader to hang up: one costly query at a time, whoever is still listening.
     assert asyncio.run(both()) > 0.5
+
+
+def test_work_that_outlives_its_hung_up_reader_hears_of_it_and_gives_back_its_turn():
+    heard = []
+
+    async def page(scope, receive, send):  # a costly page that reads what it is sent
+        heard.append(await receive())
+        heard.append(await receive())
+
+    app = hangups.Hangups(turns.Turns(page, sql_allowed=True))
+
+    async def both():
+        await _hang_up_after(app, "/rankings/rankings", {"_sort": "rank"}, seconds=0.05)
+        # Its turn given back: the next costly request runs at once, not after the wait.
+        return await asyncio.wait_for(
+            _hang_up_after(app, "/rankings/rankings", {"_sort": "rank"}, seconds=0.05), 5
+        )
+
+    asyncio.run(both())
+    assert [message["type"] for message in heard] == ["http.request", "http.disconnect"] * 2
 
 
 def _answered(url: str) -> bool:
